@@ -1,0 +1,38 @@
+# A thin layer over CMake. `make run` and `make test` install missing Debian
+# packages first, so both work on a fresh machine as root.
+
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build test run bench fuzz fuzz-build clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+run: build
+	./scripts/default-job.sh $(BUILD)
+
+bench: build
+	./bench/linearizability.sh $(BUILD)
+
+# libFuzzer builds need clang; they live in their own build folder.
+fuzz-build: deps
+	CC=clang cmake -S . -B build-fuzz -DFL_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_history
+
+fuzz: fuzz-build
+	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-ci build-fuzz

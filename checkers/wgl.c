@@ -1,0 +1,1126 @@
+/*
+ * The per-key linearizability search.
+ *
+ * This is the Wing-Gong-Lowe algorithm (Lowe, "Testing for linearizability",
+ * 2017, section 3): a doubly linked list holds the call and return entries
+ * of the sub-history in time order; the search repeatedly picks a call entry
+ * that appears before the first remaining return entry, applies the
+ * operation to the model, and "lifts" its call and return out of the list.
+ * Reaching a return entry means that operation's deadline passed without it
+ * being linearized, so the search backtracks. A cache of configurations (set
+ * of linearized operations, model state) already explored cuts off repeated
+ * work.
+ *
+ * "Required" operations completed ok (or, under compare-failed, failed cas);
+ * "info" operations may take effect any time after their invocation, or
+ * never, so they have no return entry. On top of the algorithm, five
+ * reductions, each sound and complete:
+ *
+ * 1. Pure operations first, without branching. A read (or a cas that found
+ *    another value) changes no state. If one is callable and legal in the
+ *    current state, linearizing it now loses no solution: any linearization
+ *    that places it later can move it here, because nothing it depends on
+ *    changes and every operation that must precede it is already
+ *    linearized. So each configuration first takes such an operation as a
+ *    forced step, and backtracking pops forced steps without trying
+ *    alternatives.
+ *
+ * 2. Interchangeable info operations. Two info operations with the same kind
+ *    and arguments have the same (infinite) deadline, so whichever was
+ *    invoked first can always stand in for the other. Each such class is
+ *    linearized in invocation order only, which collapses the 2^k subsets of
+ *    k identical pending writes into k + 1 counts.
+ *
+ * 3. Info operations only where they matter. In a linearization, call a
+ *    maximal sequence of consecutive info operations a run. A run followed
+ *    by a blind write (or put), or one that leaves the state as it found it,
+ *    can be deleted without changing what any required operation observes.
+ *    So the search only lets a run end in a required operation that reads
+ *    the state (read, failed cas, cas, append) and only when the state
+ *    differs from the one the run started in. The run's start state is part
+ *    of the cached configuration, since it restricts what may follow.
+ *
+ * 4. Dead configurations are cut early. The operation whose return entry
+ *    comes first must be linearized before anything invoked after that
+ *    return, so only the operations callable now can run before it. If it
+ *    is a read whose value none of them can produce (no write or cas of
+ *    that value; with appends, no put and a state that is no longer a prefix
+ *    of the value), every continuation fails and the search backtracks
+ *    without exploring them.
+ *
+ * 5. Dominance between configurations. Because of reduction 2, the info
+ *    operations a configuration has used form, per class, a prefix in
+ *    invocation order, so "used no more of each class" is a subset test on
+ *    their bits. A configuration with the same required operations, state
+ *    and run start as one already explored to failure, and a superset of its
+ *    info operations used, has strictly fewer options and must fail too. The
+ *    cache is keyed by the required part; each key lists the info parts seen,
+ *    and a finished entry whose info part is a subset prunes the new one.
+ *    Entries still on the search path never prune by dominance, only by
+ *    equality, so no branch is cut on the strength of an unfinished one.
+ *
+ * Refuting a history with many info operations is where the exact search
+ * explodes: every combination of info operations used is a different
+ * configuration. So a key with info writes or cases is first searched in a
+ * relaxation where such an operation may be applied any number of times
+ * after its invocation (appends are not, since repeating one would grow
+ * the state without bound). The relaxation admits every linearization of the
+ * real history, so when it has none, the history has none. When it finds
+ * one, the uses of each class are matched greedily, in order, to distinct
+ * members invoked early enough; if that works the linearization is real,
+ * and otherwise the exact search runs. The relaxed configurations carry no
+ * info bits, so their number is that of a history without crashes.
+ *
+ * Required operations are numbered in call order, so their linearized set
+ * is a run of ones, a short window, then zeros; the cache stores only the
+ * window. The hash of the required set is kept incrementally (Zobrist
+ * hashing), so a lookup does not rehash the set.
+ *
+ * The driver in linear.c applies the reductions that need the whole key
+ * before the search starts (dropping indeterminate reads and unobserved
+ * indeterminate writes).
+ */
+#include "wgl.h"
+
+#include "clock.h"
+#include "error.h"
+#include "rng.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REPORTED_STATES 16
+#define BUDGET_CHECK_EVERY 1024
+#define NO_RUN UINT32_MAX
+
+/* One set of info operations used, for a cache key. */
+struct info_rec {
+    struct info_rec *next;
+    bool done; /* its subtree was explored and failed */
+    uint32_t nwords;
+    uint64_t words[]; /* info bits, trailing zero words trimmed */
+};
+
+/* A cache key: required operations linearized, state and run start. */
+struct key_rec {
+    uint32_t state;
+    uint32_t run_start;
+    uint32_t lo; /* first stored word; words before it are all ones */
+    uint32_t n1; /* stored words; words after them are zero */
+    struct info_rec *infos;
+    uint64_t words[];
+};
+
+struct cache_slot {
+    uint64_t hash;
+    struct key_rec *key; /* NULL: empty slot */
+};
+
+struct frame {
+    uint32_t entry;          /* the call entry lifted */
+    uint32_t prev_state;     /* state before the operation */
+    uint32_t prev_run_start; /* run start before the operation */
+    bool forced; /* a pure step: no alternative to try on backtrack */
+    uint32_t frontier;    /* relaxed info steps: first return position */
+    struct info_rec *rec; /* the configuration it entered */
+};
+
+enum resume { RESUME_ENTER, RESUME_SCAN };
+
+/*
+ * Model states are value ids of the history's frozen table, extended per
+ * search with the strings kv appends derive. Every distinct value has one
+ * id, so states compare by id.
+ */
+struct wgl_values {
+    const struct fl_strtab *global;
+    struct fl_strtab local;  /* derived states; id = global count + i */
+    struct fl_map64 appends; /* (state << 32 | arg) -> result id */
+    struct fl_buf scratch;
+};
+
+struct wgl_search {
+    const struct wgl_shared *shared;
+    struct wgl_values values;
+    struct wgl_op *ops; /* owned */
+    uint32_t n;
+    uint32_t remaining; /* required operations not yet linearized */
+    uint64_t steps;
+    enum resume resume;
+    uint32_t resume_entry;
+    int verdict; /* once finished, else -1 */
+
+    /* Bit numbering: required operations in call order, then info ones. */
+    uint32_t *bit;
+    uint64_t *zobrist; /* per required operation */
+    uint32_t *cls;     /* info operations: symmetry class and rank in it */
+    uint32_t *rank;
+    uint32_t *cls_next; /* per class: how many are linearized */
+    uint32_t *cls_base; /* per class: its first info bit */
+    uint32_t *cls_size;
+    uint32_t *info_op; /* info bit - first info bit -> operation */
+    uint32_t ncls;
+    bool has_append;    /* the key has append operations (kv model) */
+    bool relaxed;       /* info operations may be reused (see above) */
+
+    /* Entries: 0 is the list head; each op has a call entry and, unless it
+     * is info, a return entry. */
+    uint32_t *next;
+    uint32_t *prev;
+    uint32_t *entry_op;
+    uint32_t *entry_pos;
+    uint8_t *entry_ret;
+    uint32_t *ret_entry; /* per op, 0 for info operations */
+
+    uint64_t *bits;
+    size_t req_words;
+    size_t info_words;
+    uint32_t nreq;
+    uint64_t last_req_mask;
+    uint64_t req_hash;
+    uint32_t state;
+    uint32_t run_start; /* state where the current info run began, or NO_RUN */
+
+    struct cache_slot *slots;
+    size_t cap;
+    size_t count;
+    struct fl_arena recs;  /* cache records */
+    struct fl_arena fixed; /* arrays built by setup */
+
+    struct frame *stack;
+    size_t depth;
+    size_t stack_cap;
+
+    /* Furthest point reached, for the counterexample. */
+    bool have_best;
+    uint32_t best_pos;
+    uint32_t best_op;
+    uint32_t *best;
+    size_t best_len;
+    size_t best_cap;
+    size_t best_common; /* best[0..common) equals the current stack */
+    uint32_t best_states[MAX_REPORTED_STATES];
+    size_t nbest_states;
+    bool best_states_truncated;
+
+    int error;
+    char reason[160];
+};
+
+/* ---- values ------------------------------------------------------------ */
+
+static struct fl_str value_bytes(const struct wgl_values *v, uint32_t id)
+{
+    size_t nglobal = v->global->count;
+
+    if (id < nglobal)
+        return fl_strtab_get(v->global, id);
+    return fl_strtab_get(&v->local, (uint32_t)(id - nglobal));
+}
+
+void wgl_encoded_json(struct fl_str enc, struct fl_buf *b)
+{
+    if (enc.len == 0 || enc.ptr[0] == 'n')
+        fl_buf_adds(b, "null");
+    else if (enc.ptr[0] == 'i')
+        fl_buf_add(b, enc.ptr + 1, enc.len - 1);
+    else
+        fl_buf_add_json_string(b, enc.ptr + 1, enc.len - 1);
+}
+
+static void value_json(const struct wgl_values *values, uint32_t id,
+                       struct fl_buf *b)
+{
+    wgl_encoded_json(value_bytes(values, id), b);
+}
+
+/* Returns the id of state ++ arg for the kv model, or a negative error. */
+static int64_t derive_append(struct wgl_values *v, uint32_t state,
+                             uint32_t arg)
+{
+    uint64_t key = (uint64_t)state << 32 | arg;
+    uint64_t *slot = fl_map64_get(&v->appends, key);
+    struct fl_str s;
+    struct fl_str a;
+    int64_t id;
+    int inserted;
+
+    if (slot != NULL)
+        return (int64_t)*slot;
+    s = value_bytes(v, state);
+    a = value_bytes(v, arg);
+    fl_buf_clear(&v->scratch);
+    fl_buf_addc(&v->scratch, 's');
+    /* A null state (absent key) appends like the empty string. */
+    if (s.len > 0 && s.ptr[0] == 's')
+        fl_buf_add(&v->scratch, s.ptr + 1, s.len - 1);
+    if (a.len > 0)
+        fl_buf_add(&v->scratch, a.ptr + 1, a.len - 1);
+    if (v->scratch.failed)
+        return -ENOMEM;
+    id = fl_strtab_find(v->global, v->scratch.data, v->scratch.len);
+    if (id < 0) {
+        id = fl_strtab_intern(&v->local, v->scratch.data, v->scratch.len);
+        if (id < 0)
+            return id;
+        id += (int64_t)v->global->count;
+    }
+    if (id >= UINT32_MAX)
+        return -ENOMEM;
+    slot = fl_map64_put(&v->appends, key, &inserted);
+    if (slot == NULL)
+        return FL_EBUDGET;
+    *slot = (uint64_t)id;
+    return id;
+}
+
+/* Returns 1 when op is legal in state (setting *next), 0 when not, or a
+ * negative error. */
+static int step(struct wgl_search *s, const struct wgl_op *op, uint32_t state,
+                uint32_t *next)
+{
+    int64_t id;
+
+    switch ((enum wgl_kind)op->kind) {
+    case WGL_READ:
+        *next = state;
+        return state == op->arg;
+    case WGL_CMPFAIL:
+        *next = state;
+        return state != op->arg;
+    case WGL_WRITE:
+        *next = op->arg;
+        return 1;
+    case WGL_CAS:
+        *next = op->arg2;
+        return state == op->arg;
+    case WGL_APPEND:
+        id = derive_append(&s->values, state, op->arg);
+        if (id < 0)
+            return (int)id;
+        *next = (uint32_t)id;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- cache ------------------------------------------------------------- */
+
+static uint64_t config_hash(uint64_t req_hash, uint32_t state,
+                            uint32_t run_start)
+{
+    return req_hash ^ fl_hash_u64((uint64_t)state * 0x9e3779b97f4a7c15ULL + 1) ^
+           fl_hash_u64((uint64_t)run_start << 1 | 1);
+}
+
+/* Finds the stored window of the required bits. */
+static void req_bounds(const struct wgl_search *s, size_t *lo, size_t *n1)
+{
+    size_t l = 0;
+    size_t h = s->req_words;
+
+    while (l < s->req_words &&
+           s->bits[l] == (l + 1 == s->req_words ? s->last_req_mask : ~0ULL))
+        l++;
+    while (h > l && s->bits[h - 1] == 0)
+        h--;
+    *lo = l;
+    *n1 = h - l;
+}
+
+static size_t info_len(const struct wgl_search *s)
+{
+    size_t i = s->info_words;
+
+    while (i > 0 && s->bits[s->req_words + i - 1] == 0)
+        i--;
+    return i;
+}
+
+static int cache_grow(struct wgl_search *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    struct cache_slot *slots;
+
+    if (fl_budget_charge(s->shared->budget, cap * sizeof(*slots)) != 0)
+        return FL_EBUDGET;
+    slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL) {
+        fl_budget_release(s->shared->budget, cap * sizeof(*slots));
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (s->slots[i].key == NULL)
+            continue;
+        size_t j = s->slots[i].hash & (cap - 1);
+        while (slots[j].key != NULL)
+            j = (j + 1) & (cap - 1);
+        slots[j] = s->slots[i];
+    }
+    free(s->slots);
+    fl_budget_release(s->shared->budget, s->cap * sizeof(*slots));
+    s->slots = slots;
+    s->cap = cap;
+    return 0;
+}
+
+static int arena_error(const struct wgl_search *s)
+{
+    return s->recs.error ? s->recs.error : -ENOMEM;
+}
+
+static struct info_rec *new_info(struct wgl_search *s, size_t n2)
+{
+    struct info_rec *r = fl_arena_alloc(&s->recs, sizeof(*r) + n2 * 8);
+
+    if (r == NULL)
+        return NULL;
+    r->done = false;
+    r->nwords = (uint32_t)n2;
+    memcpy(r->words, s->bits + s->req_words, n2 * 8);
+    return r;
+}
+
+/* True when every info operation r used is used in the current set. */
+static bool info_subset(const struct wgl_search *s, const struct info_rec *r,
+                        size_t n2)
+{
+    const uint64_t *cur = s->bits + s->req_words;
+
+    if (r->nwords > n2)
+        return false;
+    for (uint32_t i = 0; i < r->nwords; i++) {
+        if (r->words[i] & ~cur[i])
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Records the current configuration (bits as they are now, state and
+ * run_start). Returns 1 and its record in *out when it is new, 0 when it
+ * was explored already or is dominated by a failed one, or a negative error.
+ */
+static int cache_visit(struct wgl_search *s, uint64_t hash, uint32_t state,
+                       uint32_t run_start, struct info_rec **out)
+{
+    size_t lo;
+    size_t n1;
+    size_t n2 = info_len(s);
+    size_t i;
+    struct key_rec *k;
+    struct info_rec *r;
+    int rc;
+
+    if ((s->count + 1) * 2 > s->cap && (rc = cache_grow(s)) != 0)
+        return rc;
+    req_bounds(s, &lo, &n1);
+    for (i = hash & (s->cap - 1); s->slots[i].key != NULL;
+         i = (i + 1) & (s->cap - 1)) {
+        k = s->slots[i].key;
+        if (s->slots[i].hash != hash || k->state != state ||
+            k->run_start != run_start || k->lo != lo || k->n1 != n1 ||
+            memcmp(k->words, s->bits + lo, n1 * 8) != 0)
+            continue;
+        for (r = k->infos; r != NULL; r = r->next) {
+            if (r->nwords == n2 &&
+                memcmp(r->words, s->bits + s->req_words, n2 * 8) == 0)
+                return 0;
+            if (r->done && info_subset(s, r, n2))
+                return 0;
+        }
+        r = new_info(s, n2);
+        if (r == NULL)
+            return arena_error(s);
+        r->next = k->infos;
+        k->infos = r;
+        *out = r;
+        return 1;
+    }
+    k = fl_arena_alloc(&s->recs, sizeof(*k) + n1 * 8);
+    r = k ? new_info(s, n2) : NULL;
+    if (r == NULL)
+        return arena_error(s);
+    k->state = state;
+    k->run_start = run_start;
+    k->lo = (uint32_t)lo;
+    k->n1 = (uint32_t)n1;
+    memcpy(k->words, s->bits + lo, n1 * 8);
+    r->next = NULL;
+    k->infos = r;
+    s->slots[i].hash = hash;
+    s->slots[i].key = k;
+    s->count++;
+    *out = r;
+    return 1;
+}
+
+/* ---- entry list (dancing links) ---------------------------------------- */
+
+static inline void unlink_entry(struct wgl_search *s, uint32_t e)
+{
+    s->next[s->prev[e]] = s->next[e];
+    s->prev[s->next[e]] = s->prev[e];
+}
+
+static inline void relink_entry(struct wgl_search *s, uint32_t e)
+{
+    s->next[s->prev[e]] = e;
+    s->prev[s->next[e]] = e;
+}
+
+static inline void set_bit(struct wgl_search *s, uint32_t op)
+{
+    uint32_t b = s->bit[op];
+    s->bits[b / 64] |= 1ULL << (b % 64);
+}
+
+static inline void clear_bit(struct wgl_search *s, uint32_t op)
+{
+    uint32_t b = s->bit[op];
+    s->bits[b / 64] &= ~(1ULL << (b % 64));
+}
+
+/* True for info operations the relaxed search applies any number of times. */
+static inline bool reusable(const struct wgl_search *s, uint32_t op)
+{
+    return s->relaxed && s->ops[op].kind != WGL_APPEND;
+}
+
+/*
+ * Tries to enter the configuration that linearizing op (in entry e) leads
+ * to: state next, run start run_start. Returns 1 after entering it, 0 when
+ * the cache says it is explored or dominated, or a negative error.
+ */
+static int advance(struct wgl_search *s, uint32_t e, uint32_t next,
+                   uint32_t run_start, bool forced)
+{
+    uint32_t op = s->entry_op[e];
+    bool info = s->ret_entry[op] == 0;
+    bool reuse = info && reusable(s, op);
+    uint64_t req_hash = info ? s->req_hash : s->req_hash ^ s->zobrist[op];
+    struct info_rec *rec = NULL;
+    uint32_t frontier = UINT32_MAX;
+    int rc;
+
+    if (s->depth == s->stack_cap) {
+        rc = fl_vec_reserve((void **)&s->stack, &s->stack_cap, s->depth + 1,
+                            sizeof(*s->stack), s->shared->budget);
+        if (rc != 0)
+            return rc;
+    }
+    if (!reuse)
+        set_bit(s, op);
+    rc = cache_visit(s, config_hash(req_hash, next, run_start), next,
+                     run_start, &rec);
+    if (rc <= 0) {
+        if (!reuse)
+            clear_bit(s, op);
+        return rc;
+    }
+    if (reuse) {
+        /* Remember how late the use is, for the matching at the end. */
+        for (uint32_t f = e; f != 0; f = s->next[f]) {
+            if (s->entry_ret[f]) {
+                frontier = s->entry_pos[f];
+                break;
+            }
+        }
+    }
+    s->stack[s->depth].entry = e;
+    s->stack[s->depth].prev_state = s->state;
+    s->stack[s->depth].prev_run_start = s->run_start;
+    s->stack[s->depth].forced = forced;
+    s->stack[s->depth].rec = rec;
+    s->stack[s->depth].frontier = frontier;
+    s->depth++;
+    if (!info) {
+        unlink_entry(s, e);
+        unlink_entry(s, s->ret_entry[op]);
+        s->remaining--;
+    } else if (!reuse) {
+        unlink_entry(s, e);
+        s->cls_next[s->cls[op]]++;
+    }
+    s->req_hash = req_hash;
+    s->state = next;
+    s->run_start = run_start;
+    return 1;
+}
+
+/* Undoes the newest advance, marking its configuration explored; returns
+ * its frame. */
+static struct frame retreat(struct wgl_search *s)
+{
+    struct frame f = s->stack[--s->depth];
+    uint32_t op = s->entry_op[f.entry];
+
+    f.rec->done = true;
+    if (s->ret_entry[op] != 0) {
+        relink_entry(s, s->ret_entry[op]);
+        relink_entry(s, f.entry);
+        clear_bit(s, op);
+        s->remaining++;
+        s->req_hash ^= s->zobrist[op];
+    } else if (!reusable(s, op)) {
+        relink_entry(s, f.entry);
+        clear_bit(s, op);
+        s->cls_next[s->cls[op]]--;
+    }
+    s->state = f.prev_state;
+    s->run_start = f.prev_run_start;
+    if (s->best_common > s->depth)
+        s->best_common = s->depth;
+    return f;
+}
+
+/* ---- counterexample ---------------------------------------------------- */
+
+static int note_blocked(struct wgl_search *s, uint32_t ret_e)
+{
+    uint32_t pos = s->entry_pos[ret_e];
+    int rc;
+
+    if (s->have_best && pos < s->best_pos)
+        return 0;
+    if (!s->have_best || pos > s->best_pos) {
+        s->have_best = true;
+        s->best_pos = pos;
+        s->best_op = s->entry_op[ret_e];
+        rc = fl_vec_reserve((void **)&s->best, &s->best_cap, s->depth,
+                            sizeof(*s->best), s->shared->budget);
+        if (rc != 0)
+            return rc;
+        for (size_t i = s->best_common; i < s->depth; i++)
+            s->best[i] = s->entry_op[s->stack[i].entry];
+        s->best_len = s->depth;
+        s->best_common = s->depth;
+        s->nbest_states = 0;
+        s->best_states_truncated = false;
+    }
+    for (size_t i = 0; i < s->nbest_states; i++) {
+        if (s->best_states[i] == s->state)
+            return 0;
+    }
+    if (s->nbest_states < MAX_REPORTED_STATES)
+        s->best_states[s->nbest_states++] = s->state;
+    else
+        s->best_states_truncated = true;
+    return 0;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void *grab(struct wgl_search *s, size_t count, size_t size)
+{
+    void *p;
+
+    if (count == 0)
+        count = 1;
+    p = fl_arena_alloc(&s->fixed, count * size);
+    if (p == NULL) {
+        s->error = s->fixed.error ? s->fixed.error : -ENOMEM;
+        return NULL;
+    }
+    memset(p, 0, count * size);
+    return p;
+}
+
+/* Numbers bits, assigns symmetry classes and builds the entry list. */
+static int setup(struct wgl_search *s)
+{
+    uint32_t n = s->n;
+    uint32_t nentries = 1;
+    uint32_t ninfo = 0;
+    uint32_t ncls = 0;
+    uint64_t *order;
+    struct fl_map64 classes;
+    struct fl_rng rng;
+    int rc = 0;
+
+    s->bit = grab(s, n, sizeof(uint32_t));
+    s->zobrist = grab(s, n, sizeof(uint64_t));
+    s->cls = grab(s, n, sizeof(uint32_t));
+    s->rank = grab(s, n, sizeof(uint32_t));
+    s->ret_entry = grab(s, n, sizeof(uint32_t));
+    if (s->error)
+        return s->error;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (s->ops[i].kind == WGL_APPEND)
+            s->has_append = true;
+        if (s->ops[i].info)
+            ninfo++;
+        else
+            s->bit[i] = s->nreq++;
+    }
+    s->req_words = (s->nreq + 63) / 64;
+    s->info_words = (ninfo + 63) / 64;
+    s->last_req_mask =
+        s->nreq % 64 ? (1ULL << (s->nreq % 64)) - 1 : ~0ULL;
+
+    /* Info operations: class by (kind, arg, arg2), ranked in call order,
+     * with the bits of one class adjacent. */
+    fl_map64_init(&classes, s->shared->budget);
+    uint32_t *cls_size = grab(s, ninfo, sizeof(uint32_t));
+    if (cls_size == NULL) {
+        rc = s->error;
+        goto out;
+    }
+    uint32_t *cls_rep = grab(s, ninfo, sizeof(uint32_t));
+    if (cls_rep == NULL) {
+        rc = s->error;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct wgl_op *op = &s->ops[i];
+        uint64_t key;
+        uint64_t *slot;
+        int inserted;
+        if (!op->info)
+            continue;
+        key = fl_hash_u64(op->kind) ^
+              fl_hash_u64((uint64_t)op->arg << 32 | op->arg2);
+        slot = fl_map64_put(&classes, key, &inserted);
+        if (slot == NULL) {
+            rc = FL_EBUDGET;
+            goto out;
+        }
+        if (inserted) {
+            cls_rep[ncls] = i;
+            *slot = ncls++;
+        } else {
+            /* A hash collision must not merge different operations: such
+             * an operation gets a class of its own. */
+            const struct wgl_op *rep = &s->ops[cls_rep[*slot]];
+            if (rep->kind != op->kind || rep->arg != op->arg ||
+                rep->arg2 != op->arg2) {
+                s->cls[i] = ncls;
+                s->rank[i] = 0;
+                cls_rep[ncls] = i;
+                cls_size[ncls++] = 1;
+                continue;
+            }
+        }
+        s->cls[i] = (uint32_t)*slot;
+        s->rank[i] = cls_size[*slot]++;
+    }
+    s->cls_next = grab(s, ncls, sizeof(uint32_t));
+    uint32_t *cls_base = grab(s, ncls, sizeof(uint32_t));
+    s->info_op = grab(s, ninfo, sizeof(uint32_t));
+    if (s->error) {
+        rc = s->error;
+        goto out;
+    }
+    s->cls_base = cls_base;
+    s->cls_size = cls_size;
+    s->ncls = ncls;
+    for (uint32_t c = 0, at = 0; c < ncls; c++) {
+        cls_base[c] = at;
+        at += cls_size[c];
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s->ops[i].info)
+            continue;
+        s->info_op[cls_base[s->cls[i]] + s->rank[i]] = i;
+        s->bit[i] = (uint32_t)(s->req_words * 64) + cls_base[s->cls[i]] +
+                    s->rank[i];
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (s->ops[i].info && s->ops[i].kind != WGL_APPEND)
+            s->relaxed = true;
+    }
+    fl_rng_seed(&rng, 0x5eed);
+    for (uint32_t i = 0; i < n; i++)
+        s->zobrist[i] = fl_rng_next(&rng);
+
+    /* Entries sorted by event position: (pos << 32 | entry). */
+    uint32_t total = 1 + n + s->nreq;
+    s->next = grab(s, total, sizeof(uint32_t));
+    s->prev = grab(s, total, sizeof(uint32_t));
+    s->entry_op = grab(s, total, sizeof(uint32_t));
+    s->entry_pos = grab(s, total, sizeof(uint32_t));
+    s->entry_ret = grab(s, total, sizeof(uint8_t));
+    order = grab(s, total, sizeof(uint64_t));
+    s->bits = grab(s, s->req_words + s->info_words, sizeof(uint64_t));
+    if (s->error) {
+        rc = s->error;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct wgl_op *op = &s->ops[i];
+        s->entry_op[nentries] = i;
+        s->entry_pos[nentries] = op->call;
+        order[nentries - 1] = (uint64_t)op->call << 32 | nentries;
+        nentries++;
+        if (!op->info) {
+            s->entry_op[nentries] = i;
+            s->entry_pos[nentries] = op->ret;
+            s->entry_ret[nentries] = 1;
+            s->ret_entry[i] = nentries;
+            order[nentries - 1] = (uint64_t)op->ret << 32 | nentries;
+            nentries++;
+        }
+    }
+    qsort(order, nentries - 1, sizeof(*order), cmp_u64);
+    uint32_t last = 0;
+    for (uint32_t k = 0; k + 1 < nentries; k++) {
+        uint32_t e = (uint32_t)order[k];
+        s->next[last] = e;
+        s->prev[e] = last;
+        last = e;
+    }
+    s->next[last] = 0;
+    s->prev[0] = last;
+out:
+    fl_map64_destroy(&classes);
+    return rc;
+}
+
+/* ---- search ------------------------------------------------------------ */
+
+/* Returns true when string state a is a prefix of string state b (a null
+ * state counts as the empty string). */
+static bool is_prefix(const struct wgl_search *s, uint32_t a, uint32_t b)
+{
+    struct fl_str x = value_bytes(&s->values, a);
+    struct fl_str y = value_bytes(&s->values, b);
+    size_t xlen = x.len > 0 && x.ptr[0] == 's' ? x.len - 1 : 0;
+
+    if (y.len == 0 || y.ptr[0] != 's' || xlen > y.len - 1)
+        return false;
+    return xlen == 0 || memcmp(x.ptr + 1, y.ptr + 1, xlen) == 0;
+}
+
+/*
+ * Returns true when the read or failed cas of return entry ret_e can never
+ * become legal, because no operation callable before its return can bring
+ * the state it needs (reduction 4).
+ */
+static bool hopeless(const struct wgl_search *s, uint32_t ret_e)
+{
+    const struct wgl_op *x = &s->ops[s->entry_op[ret_e]];
+    bool appendable;
+
+    if (x->kind == WGL_CMPFAIL) {
+        if (s->state != x->arg)
+            return false;
+        for (uint32_t e = s->next[0]; e != ret_e; e = s->next[e]) {
+            if (!wgl_kind_pure((enum wgl_kind)s->ops[s->entry_op[e]].kind))
+                return false;
+        }
+        return true;
+    }
+    if (x->kind != WGL_READ || s->state == x->arg)
+        return false;
+    appendable = s->has_append && is_prefix(s, s->state, x->arg);
+    for (uint32_t e = s->next[0]; e != ret_e; e = s->next[e]) {
+        const struct wgl_op *op = &s->ops[s->entry_op[e]];
+        switch ((enum wgl_kind)op->kind) {
+        case WGL_WRITE:
+            if (op->arg == x->arg || s->has_append)
+                return false;
+            break;
+        case WGL_CAS:
+            if (op->arg2 == x->arg)
+                return false;
+            break;
+        case WGL_APPEND:
+            if (appendable)
+                return false;
+            break;
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+static bool budget_exhausted(struct wgl_search *s)
+{
+    if (atomic_load_explicit(s->shared->cancel, memory_order_relaxed)) {
+        snprintf(s->reason, sizeof(s->reason),
+                 "stopped because another key decided the verdict or ran "
+                 "out of budget");
+        return true;
+    }
+    if (fl_deadline_passed(&s->shared->deadline)) {
+        snprintf(s->reason, sizeof(s->reason), "time limit reached");
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Checks that the relaxed linearization on the stack uses each info
+ * operation at most once: each use takes the earliest unused member of its
+ * class, which must have been invoked before the use's frontier. Uses come
+ * in stack order, whose frontiers never decrease, and each use accepts a
+ * prefix of its class, so taking the earliest member is optimal.
+ */
+static bool relaxed_witness_holds(struct wgl_search *s)
+{
+    uint32_t *used = calloc(s->ncls ? s->ncls : 1, sizeof(uint32_t));
+    bool ok = used != NULL;
+
+    for (size_t i = 0; ok && i < s->depth; i++) {
+        uint32_t op = s->entry_op[s->stack[i].entry];
+        uint32_t c;
+        if (!s->ops[op].info || !reusable(s, op))
+            continue;
+        c = s->cls[op];
+        if (used[c] >= s->cls_size[c] ||
+            s->ops[s->info_op[s->cls_base[c] + used[c]]].call >=
+                s->stack[i].frontier)
+            ok = false;
+        used[c]++;
+    }
+    free(used);
+    return ok;
+}
+
+/* Abandons the relaxed search for the exact one. */
+static int start_exact(struct wgl_search *s)
+{
+    while (s->depth > 0)
+        retreat(s);
+    s->relaxed = false;
+    free(s->slots);
+    fl_budget_release(s->shared->budget, s->cap * sizeof(*s->slots));
+    s->slots = NULL;
+    s->cap = 0;
+    s->count = 0;
+    fl_arena_destroy(&s->recs);
+    fl_arena_init(&s->recs, 256 * 1024, s->shared->budget);
+    s->have_best = false;
+    s->best_len = 0;
+    s->best_common = 0;
+    s->nbest_states = 0;
+    return 0;
+}
+
+/* Returns the verdict once decided, remembering it. */
+static int finish(struct wgl_search *s, int verdict)
+{
+    s->verdict = verdict;
+    return verdict;
+}
+
+int wgl_run(struct wgl_search *s, uint64_t max_steps)
+{
+    uint64_t steps = 0;
+    uint32_t e = s->resume_entry;
+    uint32_t next_state;
+    int rc;
+
+    if (s->verdict >= 0)
+        return s->verdict;
+    if (s->error != 0)
+        return s->error;
+    if (s->resume == RESUME_SCAN)
+        goto scan;
+enter:
+    if (s->remaining == 0) {
+        if (!s->relaxed || relaxed_witness_holds(s))
+            return finish(s, CHK_VALID);
+        if ((rc = start_exact(s)) != 0)
+            return s->error = rc;
+    }
+    if (++steps > max_steps) {
+        s->resume = RESUME_ENTER;
+        return WGL_PAUSED;
+    }
+    if (++s->steps % BUDGET_CHECK_EVERY == 0 && budget_exhausted(s))
+        return finish(s, CHK_UNKNOWN);
+
+    /* Reduction 1: a legal pure operation is a forced step. Inside an info
+     * run that has not changed the state, none is legal: it would have been
+     * legal where the run began, since a run lifts no return entry. */
+    for (e = s->run_start == s->state ? 0 : s->next[0];
+         e != 0 && !s->entry_ret[e]; e = s->next[e]) {
+        const struct wgl_op *op = &s->ops[s->entry_op[e]];
+        if (!wgl_kind_pure((enum wgl_kind)op->kind) || op->info)
+            continue;
+        rc = step(s, op, s->state, &next_state);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 0)
+            continue;
+        rc = advance(s, e, next_state, NO_RUN, true);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 0)
+            goto backtrack; /* explored before, and it failed */
+        goto enter;
+    }
+    /* Reduction 4: is the earliest deadline still reachable? */
+    if (e == 0) {
+        for (e = s->next[0]; e != 0 && !s->entry_ret[e]; e = s->next[e])
+            ;
+    }
+    if (e != 0 && hopeless(s, e)) {
+        if ((rc = note_blocked(s, e)) != 0)
+            return s->error = rc;
+        goto backtrack;
+    }
+
+    e = s->next[0];
+scan:
+    for (; e != 0 && !s->entry_ret[e]; e = s->next[e]) {
+        uint32_t opi = s->entry_op[e];
+        const struct wgl_op *op = &s->ops[opi];
+        uint32_t run = NO_RUN;
+
+        if (wgl_kind_pure((enum wgl_kind)op->kind))
+            continue;
+        if (op->info) {
+            /* Reduction 2: only the first unlinearized member of a class;
+             * when members are reusable, only the first. */
+            if (s->rank[opi] !=
+                (reusable(s, opi) ? 0 : s->cls_next[s->cls[opi]]))
+                continue;
+            run = s->run_start != NO_RUN ? s->run_start : s->state;
+        } else if (s->run_start != NO_RUN) {
+            /* Reduction 3: a run must end in an operation that reads a
+             * state the run changed. */
+            if (op->kind == WGL_WRITE || s->state == s->run_start)
+                continue;
+        }
+        rc = step(s, op, s->state, &next_state);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 0)
+            continue;
+        rc = advance(s, e, next_state, run, false);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 1)
+            goto enter;
+    }
+    /* e is the return entry of an operation whose deadline passed. */
+    if (e != 0 && (rc = note_blocked(s, e)) != 0)
+        return s->error = rc;
+
+backtrack:
+    while (s->depth > 0) {
+        struct frame f = retreat(s);
+        if (f.forced)
+            continue;
+        e = s->next[f.entry];
+        if (++steps > max_steps) {
+            s->resume = RESUME_SCAN;
+            s->resume_entry = e;
+            return WGL_PAUSED;
+        }
+        if (++s->steps % BUDGET_CHECK_EVERY == 0 && budget_exhausted(s))
+            return finish(s, CHK_UNKNOWN);
+        goto scan;
+    }
+    return finish(s, CHK_INVALID);
+}
+
+const char *wgl_reason(const struct wgl_search *s)
+{
+    return s->reason;
+}
+
+/* ---- result ------------------------------------------------------------ */
+
+int wgl_fill_invalid(struct wgl_search *s, struct chk_lin_key_result *kr)
+{
+    const struct wgl_op *failed = &s->ops[s->best_op];
+    struct fl_buf b;
+    size_t nconc = 0;
+
+    kr->failed_op = failed->global;
+    kr->prefix = malloc((s->best_len ? s->best_len : 1) * sizeof(uint32_t));
+    kr->concurrent = malloc((s->n ? s->n : 1) * sizeof(uint32_t));
+    kr->states = calloc(s->nbest_states + 1, sizeof(char *));
+    if (kr->prefix == NULL || kr->concurrent == NULL || kr->states == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->best_len; i++)
+        kr->prefix[i] = s->ops[s->best[i]].global;
+    kr->prefix_len = s->best_len;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct wgl_op *op = &s->ops[i];
+        if (i != s->best_op && op->call < failed->ret && op->ret > failed->call)
+            kr->concurrent[nconc++] = op->global;
+    }
+    kr->concurrent_len = nconc;
+    fl_buf_init(&b);
+    for (size_t i = 0; i < s->nbest_states; i++) {
+        fl_buf_clear(&b);
+        value_json(&s->values, s->best_states[i], &b);
+        if (b.failed)
+            break;
+        kr->states[i] = strdup(b.data);
+        if (kr->states[i] == NULL)
+            break;
+        kr->states_len++;
+    }
+    fl_buf_free(&b);
+    kr->states_truncated = s->best_states_truncated;
+    return 0;
+}
+
+int wgl_start(const struct wgl_shared *shared, struct wgl_op *ops, size_t n,
+              uint32_t init, struct wgl_search **out)
+{
+    struct wgl_search *s = calloc(1, sizeof(*s));
+    int rc;
+
+    *out = NULL;
+    if (s == NULL) {
+        free(ops);
+        return -ENOMEM;
+    }
+    s->shared = shared;
+    s->ops = ops;
+    s->n = (uint32_t)n;
+    s->verdict = -1;
+    s->values.global = shared->values;
+    fl_strtab_init(&s->values.local, shared->budget);
+    fl_map64_init(&s->values.appends, shared->budget);
+    fl_buf_init(&s->values.scratch);
+    fl_arena_init(&s->recs, 256 * 1024, shared->budget);
+    fl_arena_init(&s->fixed, 64 * 1024, shared->budget);
+    rc = setup(s);
+    if (rc != 0) {
+        wgl_free(s);
+        return rc;
+    }
+    s->state = init;
+    s->run_start = NO_RUN;
+    s->remaining = s->nreq;
+    s->resume = RESUME_ENTER;
+    *out = s;
+    return 0;
+}
+
+void wgl_free(struct wgl_search *s)
+{
+    if (s == NULL)
+        return;
+    free(s->slots);
+    fl_budget_release(s->shared->budget, s->cap * sizeof(*s->slots));
+    fl_vec_free((void **)&s->stack, &s->stack_cap, sizeof(*s->stack),
+                s->shared->budget);
+    fl_vec_free((void **)&s->best, &s->best_cap, sizeof(*s->best),
+                s->shared->budget);
+    fl_arena_destroy(&s->recs);
+    fl_arena_destroy(&s->fixed);
+    fl_strtab_destroy(&s->values.local);
+    fl_map64_destroy(&s->values.appends);
+    fl_buf_free(&s->values.scratch);
+    free(s->ops);
+    free(s);
+}

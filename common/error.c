@@ -1,0 +1,24 @@
+/*
+ * Descriptions for the project error codes and for negated errno values.
+ */
+#include "error.h"
+
+#include <string.h>
+
+const char *fl_strerror(int code)
+{
+    if (code == 0)
+        return "success";
+    switch (code) {
+#define FL__ERROR_CASE(name, value, text)                                      \
+    case name:                                                                 \
+        return text;
+        FL_ERROR_TABLE(FL__ERROR_CASE)
+#undef FL__ERROR_CASE
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096)
+        return strerrordesc_np(-code) ? strerrordesc_np(-code) : "unknown errno";
+    return "unknown error code";
+}

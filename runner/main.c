@@ -1,0 +1,53 @@
+/*
+ * faultline: the command-line entry point. Subcommands are a table of name,
+ * handler and one-line summary; the top-level usage is generated from it.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FAULTLINE_VERSION "0.1.0"
+
+static const struct run_command commands[] = {
+    {"check", run_cmd_check,
+     "check a recorded history for linearizability"},
+    {"gen", run_cmd_gen,
+     "generate a synthetic history that is linearizable by construction"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: faultline COMMAND [OPTIONS]\n\n"
+                 "faultline is a chaos testing and verification platform.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'faultline COMMAND --help' for a command's options.\n"
+                 "Exit codes: 0 valid, 1 invalid, 2 usage or input error, "
+                 "3 unknown, 4 infrastructure failure.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return RUN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("faultline %s\n", FAULTLINE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "faultline: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return RUN_EXIT_USAGE;
+}

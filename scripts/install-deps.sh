@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages faultline needs to build, test and benchmark,
+# and does nothing when all of them are present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config   # toolchain
+  libcjson-dev libsqlite3-dev check  # libraries found with pkg-config
+  clang libclang-rt-dev              # libFuzzer harnesses
+  time                               # peak memory in bench/
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run this script as root, or install them yourself" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
