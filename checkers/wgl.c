@@ -150,6 +150,7 @@ struct wgl_search {
     uint64_t steps;
     enum resume resume;
     uint32_t resume_entry;
+    int resume_pass;
     int verdict; /* once finished, else -1 */
 
     /* Bit numbering: required operations in call order, then info ones. */
@@ -919,6 +920,7 @@ int wgl_run(struct wgl_search *s, uint64_t max_steps)
 {
     uint64_t steps = 0;
     uint32_t e = s->resume_entry;
+    int pass = s->resume_pass;
     uint32_t next_state;
     int rc;
 
@@ -973,38 +975,49 @@ enter:
         goto backtrack;
     }
 
+    /* Two passes over the callable operations: required ones first, then
+     * info ones, so a witness leans on indeterminate operations only where
+     * it must (which keeps relaxed witnesses matchable). */
     e = s->next[0];
+    pass = 0;
 scan:
-    for (; e != 0 && !s->entry_ret[e]; e = s->next[e]) {
-        uint32_t opi = s->entry_op[e];
-        const struct wgl_op *op = &s->ops[opi];
-        uint32_t run = NO_RUN;
+    for (;;) {
+        for (; e != 0 && !s->entry_ret[e]; e = s->next[e]) {
+            uint32_t opi = s->entry_op[e];
+            const struct wgl_op *op = &s->ops[opi];
+            uint32_t run = NO_RUN;
 
-        if (wgl_kind_pure((enum wgl_kind)op->kind))
-            continue;
-        if (op->info) {
-            /* Reduction 2: only the first unlinearized member of a class;
-             * when members are reusable, only the first. */
-            if (s->rank[opi] !=
-                (reusable(s, opi) ? 0 : s->cls_next[s->cls[opi]]))
+            if (wgl_kind_pure((enum wgl_kind)op->kind) ||
+                op->info != (pass == 1))
                 continue;
-            run = s->run_start != NO_RUN ? s->run_start : s->state;
-        } else if (s->run_start != NO_RUN) {
-            /* Reduction 3: a run must end in an operation that reads a
-             * state the run changed. */
-            if (op->kind == WGL_WRITE || s->state == s->run_start)
+            if (op->info) {
+                /* Reduction 2: only the first unlinearized member of a
+                 * class; when members are reusable, only the first. */
+                if (s->rank[opi] !=
+                    (reusable(s, opi) ? 0 : s->cls_next[s->cls[opi]]))
+                    continue;
+                run = s->run_start != NO_RUN ? s->run_start : s->state;
+            } else if (s->run_start != NO_RUN) {
+                /* Reduction 3: a run must end in an operation that reads a
+                 * state the run changed. */
+                if (op->kind == WGL_WRITE || s->state == s->run_start)
+                    continue;
+            }
+            rc = step(s, op, s->state, &next_state);
+            if (rc < 0)
+                return s->error = rc;
+            if (rc == 0)
                 continue;
+            rc = advance(s, e, next_state, run, false);
+            if (rc < 0)
+                return s->error = rc;
+            if (rc == 1)
+                goto enter;
         }
-        rc = step(s, op, s->state, &next_state);
-        if (rc < 0)
-            return s->error = rc;
-        if (rc == 0)
-            continue;
-        rc = advance(s, e, next_state, run, false);
-        if (rc < 0)
-            return s->error = rc;
-        if (rc == 1)
-            goto enter;
+        if (pass == 1)
+            break;
+        pass = 1;
+        e = s->next[0];
     }
     /* e is the return entry of an operation whose deadline passed. */
     if (e != 0 && (rc = note_blocked(s, e)) != 0)
@@ -1016,9 +1029,11 @@ backtrack:
         if (f.forced)
             continue;
         e = s->next[f.entry];
+        pass = s->ops[s->entry_op[f.entry]].info ? 1 : 0;
         if (++steps > max_steps) {
             s->resume = RESUME_SCAN;
             s->resume_entry = e;
+            s->resume_pass = pass;
             return WGL_PAUSED;
         }
         if (++s->steps % BUDGET_CHECK_EVERY == 0 && budget_exhausted(s))
