@@ -1113,10 +1113,12 @@ void chk_lin_result_text(const struct chk_lin_history *h,
             nunknown++;
     }
     fl_buf_printf(b, "verdict: %s\n", chk_verdict_name(res->verdict));
-    fl_buf_printf(b, "model: %s, %zu operations, %zu keys, %zu searched "
+    fl_buf_printf(b, "model: %s, %zu operation%s, %zu key%s, %zu searched "
                      "after pruning, %.1f ms\n",
-                  chk_model_name(h->opts.model), res->ops, res->keys,
-                  res->searched, (double)res->elapsed_ns / 1e6);
+                  chk_model_name(h->opts.model), res->ops,
+                  res->ops == 1 ? "" : "s", res->keys,
+                  res->keys == 1 ? "" : "s", res->searched,
+                  (double)res->elapsed_ns / 1e6);
     if (res->verdict == CHK_UNKNOWN)
         fl_buf_printf(b, "reason: %s (%zu keys undecided)\n", res->reason,
                       nunknown);

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FAULTLINE_VERSION "0.1.0"
+#ifndef FAULTLINE_VERSION
+#define FAULTLINE_VERSION "unknown"
+#endif
 
 static const struct run_command commands[] = {
     {"check", run_cmd_check,

@@ -498,6 +498,39 @@ START_TEST(test_memory_limit_gives_unknown)
 }
 END_TEST
 
+/*
+ * Regression: one key of a generated 1M-operation history. The relaxed
+ * search used to try long-pending info operations first, produced a witness
+ * that reused a unique info write, and the exact search that followed ran
+ * past any time limit.
+ */
+START_TEST(test_info_reuse_witness_regression)
+{
+    struct chk_lin_options o = opts(CHK_MODEL_CAS_REGISTER);
+    struct fl_hist_reader *r;
+    struct chk_lin_history *h;
+    struct fl_hist_event ev;
+    struct chk_lin_result res;
+    char msg[256];
+    int rc;
+
+    o.time_limit_s = 10;
+    ck_assert_int_eq(fl_hist_reader_open(&r,
+                                         FL_TEST_DATA_DIR
+                                         "/info-reuse-witness.jsonl",
+                                         NULL),
+                     0);
+    ck_assert_int_eq(chk_lin_history_new(&h, &o), 0);
+    while ((rc = fl_hist_reader_next(r, &ev)) == 1)
+        ck_assert_int_eq(chk_lin_history_add(h, &ev, msg, sizeof(msg)), 0);
+    ck_assert_msg(rc == 0, "%s", fl_hist_reader_error(r));
+    ck_assert_int_eq(chk_lin_check(h, &res), 0);
+    ck_assert_str_eq(chk_verdict_name(res.verdict), "linearizable");
+    chk_lin_history_free(h);
+    fl_hist_reader_close(r);
+}
+END_TEST
+
 START_TEST(test_empty_history_valid)
 {
     const char *h[] = {NULL};
@@ -932,6 +965,7 @@ static Suite *linear_suite(void)
     tcase_add_test(t, test_counterexample_content);
     tcase_add_test(t, test_time_limit_gives_unknown);
     tcase_add_test(t, test_memory_limit_gives_unknown);
+    tcase_add_test(t, test_info_reuse_witness_regression);
     suite_add_tcase(s, t);
 
     t = tcase_create("differential");
