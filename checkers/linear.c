@@ -251,19 +251,6 @@ static int parse_f(enum chk_model model, struct fl_str f, enum chk_f *out)
     return 0;
 }
 
-static int say(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int say(char *msg, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, size, fmt, ap);
-    va_end(ap);
-    return FL_EINPUT;
-}
-
 static int scalar_id(struct chk_lin_history *h, const struct fl_json *v,
                      const char *what, char *msg, size_t size, uint32_t *out)
 {
@@ -271,11 +258,11 @@ static int scalar_id(struct chk_lin_history *h, const struct fl_json *v,
 
     if (h->opts.model == CHK_MODEL_KV && v->kind != FL_JSON_STRING &&
         v->kind != FL_JSON_NULL)
-        return say(msg, size, "the kv model needs string values; %s is %s",
+        return fl_input_error(msg, size, "the kv model needs string values; %s is %s",
                    what, fl_json_kind_name(v->kind));
     id = value_id(h, v);
     if (id == FL_EINPUT)
-        return say(msg, size,
+        return fl_input_error(msg, size,
                    "%s must be null, an integer or a string, got %s", what,
                    fl_json_kind_name(v->kind));
     if (id < 0)
@@ -305,7 +292,7 @@ static int add_invoke(struct chk_lin_history *h, const struct fl_hist_event *ev,
             return rc;
     } else if (f == F_CAS) {
         if (ev->value.kind != FL_JSON_ARRAY || ev->value.u.array.count != 2)
-            return say(msg, size, "a cas value must be [expected, new]");
+            return fl_input_error(msg, size, "a cas value must be [expected, new]");
         rc = scalar_id(h, &ev->value.u.array.items[0], "the expected value",
                        msg, size, &op.arg);
         if (rc == 0)
@@ -316,7 +303,7 @@ static int add_invoke(struct chk_lin_history *h, const struct fl_hist_event *ev,
     }
     slot = fl_map64_get(&h->open, (uint64_t)ev->process);
     if (slot != NULL && *slot != NO_OP)
-        return say(msg, size, "process %lld invokes while another of its "
+        return fl_input_error(msg, size, "process %lld invokes while another of its "
                               "operations is open",
                    (long long)ev->process);
     rc = fl_vec_reserve((void **)&h->ops, &h->ops_cap, h->nops + 1,
@@ -348,12 +335,12 @@ static int add_completion(struct chk_lin_history *h,
     int rc;
 
     if (slot == NULL || *slot == NO_OP)
-        return say(msg, size, "%s completion for process %lld, which has no "
+        return fl_input_error(msg, size, "%s completion for process %lld, which has no "
                               "open invocation",
                    fl_hist_type_name(ev->type), (long long)ev->process);
     op = &h->ops[*slot];
     if (op->f != f)
-        return say(msg, size, "completion f differs from its invocation's");
+        return fl_input_error(msg, size, "completion f differs from its invocation's");
     if ((f == F_READ || f == F_GET) && ev->type == FL_HIST_OK) {
         rc = scalar_id(h, &ev->value, "the value read", msg, size, &op->out);
         if (rc != 0)
@@ -380,7 +367,7 @@ int chk_lin_history_add(struct chk_lin_history *h,
                                : h->opts.model == CHK_MODEL_REGISTER
                                    ? "read or write"
                                    : "read, write or cas";
-        return say(msg, msg_size,
+        return fl_input_error(msg, msg_size,
                    "f \"%.*s\" is not an operation of the %s model "
                    "(expected %s)",
                    (int)(ev->f.len > 40 ? 40 : ev->f.len), ev->f.ptr,
@@ -390,7 +377,7 @@ int chk_lin_history_add(struct chk_lin_history *h,
         h->keyed = keyed;
         h->keyed_line = ev->line;
     } else if (h->keyed != keyed) {
-        return say(msg, msg_size,
+        return fl_input_error(msg, msg_size,
                    "this operation %s a key but the one on line %llu %s; "
                    "either every operation has a key or none has",
                    keyed ? "has" : "lacks",
@@ -398,7 +385,7 @@ int chk_lin_history_add(struct chk_lin_history *h,
                    h->keyed ? "has" : "lacks");
     }
     if (h->next_seq >= UINT32_MAX - 1)
-        return say(msg, msg_size, "history longer than %u events",
+        return fl_input_error(msg, msg_size, "history longer than %u events",
                    UINT32_MAX - 2);
     if (keyed) {
         key = fl_strtab_intern(&h->keys, ev->key.ptr, ev->key.len);
@@ -763,14 +750,12 @@ static int cmp_bad(const void *a, const void *b)
     return (x->key > y->key) - (x->key < y->key);
 }
 
-static const size_t *sort_count;
-
-static int cmp_size(const void *a, const void *b)
+static int cmp_size(const void *a, const void *b, void *count)
 {
     const struct task *x = a;
     const struct task *y = b;
-    size_t cx = sort_count[x->key];
-    size_t cy = sort_count[y->key];
+    size_t cx = ((const size_t *)count)[x->key];
+    size_t cy = ((const size_t *)count)[y->key];
 
     if (cx != cy)
         return (cx < cy) - (cx > cy);
@@ -779,7 +764,6 @@ static int cmp_size(const void *a, const void *b)
 
 int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
 {
-    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
     int64_t started = fl_clock_now_ns();
     size_t nkeys = h->keyed == 1 ? h->keys.count : (h->nops ? 1 : 0);
     size_t alloc_keys = nkeys ? nkeys : 1;
@@ -815,10 +799,7 @@ int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
         j.queue[k].key = (uint32_t)k;
         j.queue[k].slice = FIRST_SLICE_STEPS;
     }
-    pthread_mutex_lock(&sort_lock);
-    sort_count = count;
-    qsort(j.queue, nkeys, sizeof(*j.queue), cmp_size);
-    pthread_mutex_unlock(&sort_lock);
+    qsort_r(j.queue, nkeys, sizeof(*j.queue), cmp_size, count);
 
     j.h = h;
     j.order = order;

@@ -3,6 +3,8 @@
  */
 #include "error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *fl_strerror(int code)
@@ -21,4 +23,14 @@ const char *fl_strerror(int code)
     if (code < 0 && code > -4096)
         return strerrordesc_np(-code) ? strerrordesc_np(-code) : "unknown errno";
     return "unknown error code";
+}
+
+int fl_input_error(char *msg, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, size, fmt, ap);
+    va_end(ap);
+    return FL_EINPUT;
 }

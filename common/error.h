@@ -9,6 +9,8 @@
 #ifndef FL_ERROR_H
 #define FL_ERROR_H
 
+#include <stddef.h>
+
 /* X(name, value, description) */
 #define FL_ERROR_TABLE(X)                                                      \
     X(FL_EINPUT, -1000, "invalid input")                                       \
@@ -29,5 +31,12 @@ enum {
 
 /* Returns a static description of code, which is 0, -errno or FL_E*. */
 const char *fl_strerror(int code);
+
+/*
+ * Formats a reason for rejecting input into msg (truncated to size) and
+ * returns FL_EINPUT, so validators can write `return fl_input_error(...)`.
+ */
+int fl_input_error(char *msg, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -63,19 +63,6 @@ void fl_hist_tracker_destroy(struct fl_hist_tracker *t)
     fl_strtab_destroy(&t->names);
 }
 
-static int say(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int say(char *msg, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, size, fmt, ap);
-    va_end(ap);
-    return FL_EINPUT;
-}
-
 static bool is_register_value(const struct fl_json *v)
 {
     return v->kind == FL_JSON_NULL || v->kind == FL_JSON_INT ||
@@ -109,20 +96,20 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
         return 0;
     case F_READ:
         if (invoke && v->kind != FL_JSON_NULL)
-            return say(msg, size,
+            return fl_input_error(msg, size,
                        "a %.*s invocation must carry a null value, got %s",
                        flen, f, fl_json_kind_name(v->kind));
         if (!is_register_value(v))
-            return say(msg, size,
+            return fl_input_error(msg, size,
                        "a %.*s result must be null, an integer or a string, "
                        "got %s",
                        flen, f, fl_json_kind_name(v->kind));
         return 0;
     case F_WRITE:
         if (invoke && !ev->has_value)
-            return say(msg, size, "a write invocation needs a value");
+            return fl_input_error(msg, size, "a write invocation needs a value");
         if (!is_register_value(v))
-            return say(msg, size,
+            return fl_input_error(msg, size,
                        "a write value must be an integer, a string or null, "
                        "got %s",
                        fl_json_kind_name(v->kind));
@@ -131,13 +118,13 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
         if (!invoke && !ev->has_value)
             return 0;
         if (v->kind != FL_JSON_ARRAY || v->u.array.count != 2)
-            return say(msg, size,
+            return fl_input_error(msg, size,
                        "a cas value must be an array [expected, new], got %s",
                        v->kind == FL_JSON_ARRAY ? "an array of another length"
                                                 : fl_json_kind_name(v->kind));
         if (!is_register_value(&v->u.array.items[0]) ||
             !is_register_value(&v->u.array.items[1]))
-            return say(msg, size,
+            return fl_input_error(msg, size,
                        "cas [expected, new] must hold integers, strings or "
                        "nulls");
         return 0;
@@ -145,7 +132,7 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
         if (!invoke && !ev->has_value)
             return 0;
         if (v->kind != FL_JSON_STRING)
-            return say(msg, size, "a %.*s value must be a string, got %s",
+            return fl_input_error(msg, size, "a %.*s value must be a string, got %s",
                        flen, f, fl_json_kind_name(v->kind));
         return 0;
     }
@@ -163,22 +150,22 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
     int rc;
 
     if (ev->time < 0)
-        return say(msg, msg_size, "time must not be negative, got %lld",
+        return fl_input_error(msg, msg_size, "time must not be negative, got %lld",
                    (long long)ev->time);
     if (t->have_last && ev->time < t->last_time)
-        return say(msg, msg_size,
+        return fl_input_error(msg, msg_size,
                    "time %lld is earlier than the previous event's time %lld; "
                    "events must be in real-time order",
                    (long long)ev->time, (long long)t->last_time);
     if (ev->index >= 0 && t->last_index >= 0 && ev->index <= t->last_index)
-        return say(msg, msg_size,
+        return fl_input_error(msg, msg_size,
                    "index %lld is not greater than the previous index %lld",
                    (long long)ev->index, (long long)t->last_index);
     if (ev->process < 0)
-        return say(msg, msg_size, "process must not be negative, got %lld",
+        return fl_input_error(msg, msg_size, "process must not be negative, got %lld",
                    (long long)ev->process);
     if (ev->f.ptr == NULL || ev->f.len == 0)
-        return say(msg, msg_size, "f must be a non-empty string");
+        return fl_input_error(msg, msg_size, "f must be a non-empty string");
     rc = check_shape(ev, msg, msg_size);
     if (rc != 0)
         return rc;
@@ -197,13 +184,13 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
 
     if (ev->type == FL_HIST_INVOKE) {
         if (p != NULL && p->state == PROC_OPEN)
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "process %lld invokes while its invocation on line "
                        "%llu is still open",
                        (long long)ev->process,
                        (unsigned long long)p->invoke_line);
         if (p != NULL && p->state == PROC_CRASHED)
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "process %lld invokes after its operation ended in "
                        "info on line %llu; a process with an unknown outcome "
                        "must continue under a new process number",
@@ -232,26 +219,26 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
     } else {
         enum known_f kind = classify(ev->f);
         if (p == NULL || p->state != PROC_OPEN)
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "%s completion for process %lld, which has no open "
                        "invocation",
                        fl_hist_type_name(ev->type), (long long)ev->process);
         if (p->f_id != (uint32_t)f_id) {
             struct fl_str want = fl_strtab_get(&t->names, p->f_id);
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "completion f \"%.*s\" differs from f \"%.*s\" of the "
                        "open invocation on line %llu",
                        (int)ev->f.len, ev->f.ptr, (int)want.len, want.ptr,
                        (unsigned long long)p->invoke_line);
         }
         if (p->key_id != key_id)
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "completion key differs from the key of the open "
                        "invocation on line %llu",
                        (unsigned long long)p->invoke_line);
         if ((kind == F_WRITE || kind == F_CAS || kind == F_PUT) &&
             ev->has_value && p->value_hash != fl_json_hash(&ev->value))
-            return say(msg, msg_size,
+            return fl_input_error(msg, msg_size,
                        "completion value differs from the value of the "
                        "invocation on line %llu",
                        (unsigned long long)p->invoke_line);
