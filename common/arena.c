@@ -28,8 +28,11 @@ int fl_budget_charge(struct fl_budget *b, size_t n)
 
     if (b == NULL)
         return 0;
+    /* used is an int64_t, so a larger charge would wrap to a negative one. */
+    if (n > (size_t)INT64_MAX)
+        return FL_EBUDGET;
     before = atomic_fetch_add_explicit(&b->used, add, memory_order_relaxed);
-    if (b->limit != 0 && before + add > b->limit) {
+    if (b->limit != 0 && add > b->limit - before) {
         atomic_fetch_sub_explicit(&b->used, add, memory_order_relaxed);
         return FL_EBUDGET;
     }
@@ -62,6 +65,9 @@ static int add_chunk(struct fl_arena *a, size_t min_size)
 
     if (size < min_size)
         size = min_size;
+    /* Adding the header to a size near SIZE_MAX would wrap to a tiny malloc. */
+    if (size > SIZE_MAX - sizeof(*c))
+        return a->error = -ENOMEM;
     bytes = sizeof(*c) + size;
     if (fl_budget_charge(a->budget, bytes) != 0)
         return a->error = FL_EBUDGET;

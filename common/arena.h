@@ -24,7 +24,10 @@ struct fl_budget {
 
 void fl_budget_init(struct fl_budget *b, int64_t limit_bytes);
 
-/* Charges n bytes; returns 0, or FL_EBUDGET (nothing charged) past limit. */
+/*
+ * Charges n bytes; returns 0, or FL_EBUDGET (nothing charged) past limit or
+ * when n exceeds INT64_MAX.
+ */
 int fl_budget_charge(struct fl_budget *b, size_t n);
 
 void fl_budget_release(struct fl_budget *b, size_t n);

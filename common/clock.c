@@ -31,10 +31,13 @@ int64_t fl_clock_since_ns(int64_t start)
 void fl_clock_sleep_ns(int64_t ns)
 {
     struct timespec until;
-    int64_t end = fl_clock_now_ns() + ns;
+    int64_t now = fl_clock_now_ns();
+    int64_t end;
 
     if (ns <= 0)
         return;
+    /* Saturate, because a wrapped sum would lie in the past. */
+    end = ns > INT64_MAX - now ? INT64_MAX : now + ns;
     until.tv_sec = end / FL_NSEC_PER_SEC;
     until.tv_nsec = end % FL_NSEC_PER_SEC;
     /* An absolute deadline makes restarts after EINTR exact. */
@@ -45,7 +48,8 @@ void fl_clock_sleep_ns(int64_t ns)
 
 int64_t fl_clock_sec_to_ns(double seconds)
 {
-    if (seconds <= 0)
+    /* Written as !(> 0) so NaN also returns 0 instead of reaching the cast. */
+    if (!(seconds > 0))
         return 0;
     if (seconds >= 9.2e9)
         return INT64_MAX;

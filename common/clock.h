@@ -24,7 +24,10 @@ int64_t fl_clock_since_ns(int64_t start);
 /* Sleeps for ns nanoseconds, resuming after signal interruptions. */
 void fl_clock_sleep_ns(int64_t ns);
 
-/* Converts seconds (may be fractional) to nanoseconds, saturating. */
+/*
+ * Converts seconds (may be fractional) to nanoseconds, saturating at
+ * INT64_MAX. Non-positive values and NaN give 0.
+ */
 int64_t fl_clock_sec_to_ns(double seconds);
 
 /* A point in monotonic time; 0 means no deadline. */

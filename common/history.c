@@ -132,8 +132,10 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
         if (!invoke && !ev->has_value)
             return 0;
         if (v->kind != FL_JSON_STRING)
-            return fl_input_error(msg, size, "a %.*s value must be a string, got %s",
-                       flen, f, fl_json_kind_name(v->kind));
+            return fl_input_error(msg, size,
+                       "%s %.*s value must be a string, got %s",
+                       f[0] == 'a' ? "an" : "a", flen, f,
+                       fl_json_kind_name(v->kind));
         return 0;
     }
     return 0;
@@ -300,6 +302,7 @@ int fl_hist_reader_open(struct fl_hist_reader **out, const char *path,
     bool is_stdin = strcmp(path, "-") == 0;
     int rc = reader_new(&r, is_stdin ? "<stdin>" : path, budget);
 
+    *out = NULL;
     if (rc != 0)
         return rc;
     if (is_stdin) {
@@ -330,6 +333,7 @@ int fl_hist_reader_open_mem(struct fl_hist_reader **out, const char *name,
     struct fl_hist_reader *r;
     int rc = reader_new(&r, name, budget);
 
+    *out = NULL;
     if (rc != 0)
         return rc;
     r->mem = data;
@@ -396,9 +400,6 @@ static int next_line(struct fl_hist_reader *r, const char **line, size_t *len)
         *line = p;
         *len = nl ? (size_t)(nl - p) : left;
         r->start += *len + (nl ? 1 : 0);
-        if (*len > FL_HIST_MAX_LINE)
-            return reader_fail(r, FL_EINPUT, "line longer than %u bytes",
-                               FL_HIST_MAX_LINE);
         return 1;
     }
     for (;;) {
@@ -519,7 +520,12 @@ static int decode_event(struct fl_hist_reader *r, const struct fl_json *obj,
         seen |= (unsigned)bit;
         switch (bit) {
         case FIELD_INDEX:
-            if (v->kind != FL_JSON_INT || v->u.i < 0)
+            if (v->kind == FL_JSON_INT && v->u.i < 0)
+                return reader_fail(r, FL_EINPUT,
+                                   "field \"index\" must be a non-negative "
+                                   "integer, got %lld",
+                                   (long long)v->u.i);
+            if (v->kind != FL_JSON_INT)
                 return reader_fail(r, FL_EINPUT,
                                    "field \"index\" must be a non-negative "
                                    "integer, got %s",
@@ -606,10 +612,18 @@ int fl_hist_reader_next(struct fl_hist_reader *r, struct fl_hist_event *ev)
     if (r->rc != 0)
         return r->rc;
     for (;;) {
-        rc = next_line(r, &line, &len);
-        if (rc <= 0)
-            return rc;
+        /* Count the line before reading it so read errors name it. */
         r->line++;
+        rc = next_line(r, &line, &len);
+        if (rc <= 0) {
+            if (rc == 0)
+                r->line--;
+            return rc;
+        }
+        /* The file buffer grows past the limit, so check both modes here. */
+        if (len > FL_HIST_MAX_LINE)
+            return reader_fail(r, FL_EINPUT, "line longer than %u bytes",
+                               FL_HIST_MAX_LINE);
         if (!is_blank(line, len))
             break;
     }
@@ -641,6 +655,7 @@ struct fl_hist_writer {
     bool own_stream;
     int rc; /* first I/O error */
     int64_t next_index;
+    uint64_t lines; /* lines written, so messages can name a line */
     pthread_mutex_t lock;
     struct fl_hist_tracker tracker;
     struct fl_buf line;
@@ -693,8 +708,11 @@ void fl_hist_format(struct fl_buf *b, const struct fl_hist_event *ev)
         fl_buf_adds(b, ",\"key\":");
         fl_buf_add_json_string(b, ev->key.ptr, ev->key.len);
     }
-    fl_buf_adds(b, ",\"value\":");
-    fl_json_write(b, &ev->value);
+    /* Omit an absent value, because the reader would check a written null. */
+    if (ev->has_value) {
+        fl_buf_adds(b, ",\"value\":");
+        fl_json_write(b, &ev->value);
+    }
     fl_buf_addc(b, '}');
 }
 
@@ -711,7 +729,7 @@ int fl_hist_writer_write(struct fl_hist_writer *w,
     }
     if (copy.index < 0)
         copy.index = w->next_index;
-    copy.line = 0;
+    copy.line = w->lines + 1;
     rc = fl_hist_tracker_feed(&w->tracker, &copy, w->error, sizeof(w->error));
     if (rc != 0)
         goto out;
@@ -725,6 +743,8 @@ int fl_hist_writer_write(struct fl_hist_writer *w,
     }
     if (fwrite(w->line.data, 1, w->line.len, w->stream) != w->line.len)
         rc = w->rc = -EIO;
+    else
+        w->lines++;
 out:
     pthread_mutex_unlock(&w->lock);
     return rc;

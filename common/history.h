@@ -148,6 +148,7 @@ int fl_hist_writer_stream(struct fl_hist_writer **out, FILE *stream);
  * Validates ev and appends it as one line. When ev->index is negative the
  * writer numbers events 0, 1, 2, ... itself. Safe to call from several
  * threads. Returns 0, FL_EINPUT (see fl_hist_writer_error) or -errno.
+ * Line numbers in messages count the lines this writer has written.
  */
 int fl_hist_writer_write(struct fl_hist_writer *w,
                          const struct fl_hist_event *ev);
@@ -163,7 +164,10 @@ int fl_hist_writer_flush(struct fl_hist_writer *w);
  */
 int fl_hist_writer_close(struct fl_hist_writer *w);
 
-/* Appends ev to b as one JSON line without the newline. */
+/*
+ * Appends ev to b as one JSON line without the newline. The value field is
+ * left out when ev->has_value is false.
+ */
 void fl_hist_format(struct fl_buf *b, const struct fl_hist_event *ev);
 
 #endif

@@ -80,8 +80,10 @@ static int hex4(struct parser *ps, uint32_t *out)
             v |= (uint32_t)(c - 'a' + 10);
         else if (c >= 'A' && c <= 'F')
             v |= (uint32_t)(c - 'A' + 10);
-        else
+        else {
+            ps->p--; /* point at the offending digit */
             return fail(ps, "invalid hex digit in \\u escape");
+        }
     }
     *out = v;
     return 0;
@@ -163,7 +165,9 @@ static int parse_string(struct parser *ps, struct fl_str *out)
         }
         if (c == '\\') {
             escaped = true;
-            q += 2;
+            /* Valid escapes are ASCII. Leave any other byte to the UTF-8
+             * check so an invalid escape is reported as one below. */
+            q += q + 1 < ps->end && (unsigned char)q[1] < 0x80 ? 2 : 1;
             continue;
         }
         size_t step = utf8_len((const unsigned char *)q,
@@ -599,9 +603,16 @@ void fl_json_write(struct fl_buf *b, const struct fl_json *v)
     case FL_JSON_INT:
         fl_buf_printf(b, "%lld", (long long)v->u.i);
         break;
-    case FL_JSON_DOUBLE:
+    case FL_JSON_DOUBLE: {
+        size_t start = b->len;
         fl_buf_printf(b, "%.17g", v->u.d);
+        /* "%g" drops the fraction of whole numbers, and "1" would parse
+         * back as an integer, which does not equal the double 1.0. */
+        if (!b->failed &&
+            strspn(b->data + start, "-0123456789") == b->len - start)
+            fl_buf_adds(b, ".0");
         break;
+    }
     case FL_JSON_STRING:
         fl_buf_add_json_string(b, v->u.s.ptr, v->u.s.len);
         break;
@@ -637,7 +648,7 @@ int fl_json_copy(struct fl_arena *arena, const struct fl_json *v,
     case FL_JSON_STRING: {
         char *s = fl_arena_strndup(arena, v->u.s.ptr, v->u.s.len);
         if (s == NULL)
-            return -ENOMEM;
+            return arena->error;
         out->u.s.ptr = s;
         return 0;
     }
@@ -648,7 +659,7 @@ int fl_json_copy(struct fl_arena *arena, const struct fl_json *v,
             return 0;
         out->u.array.items = fl_arena_alloc(arena, n * sizeof(struct fl_json));
         if (out->u.array.items == NULL)
-            return -ENOMEM;
+            return arena->error;
         for (size_t i = 0; i < n; i++) {
             int rc = fl_json_copy(arena, &v->u.array.items[i],
                                   &out->u.array.items[i]);
@@ -665,13 +676,13 @@ int fl_json_copy(struct fl_arena *arena, const struct fl_json *v,
         out->u.object.members =
             fl_arena_alloc(arena, n * sizeof(struct fl_json_member));
         if (out->u.object.members == NULL)
-            return -ENOMEM;
+            return arena->error;
         for (size_t i = 0; i < n; i++) {
             const struct fl_json_member *m = &v->u.object.members[i];
             struct fl_json_member *c = &out->u.object.members[i];
             char *key = fl_arena_strndup(arena, m->key.ptr, m->key.len);
             if (key == NULL)
-                return -ENOMEM;
+                return arena->error;
             c->key.ptr = key;
             c->key.len = m->key.len;
             int rc = fl_json_copy(arena, &m->value, &c->value);
