@@ -1101,13 +1101,14 @@ void chk_lin_result_text(const struct chk_lin_history *h,
                   res->keys == 1 ? "" : "s", res->searched,
                   (double)res->elapsed_ns / 1e6);
     if (res->verdict == CHK_UNKNOWN)
-        fl_buf_printf(b, "reason: %s (%zu keys undecided)\n", res->reason,
-                      nunknown);
+        fl_buf_printf(b, "reason: %s (%zu key%s undecided)\n", res->reason,
+                      nunknown, nunknown == 1 ? "" : "s");
     if (res->skipped > 0)
         fl_buf_printf(b,
-                      "%zu keys were not checked once the verdict was known "
-                      "(--all-keys checks them)\n",
-                      res->skipped);
+                      "%zu key%s not checked once the verdict was known "
+                      "(--all-keys checks %s)\n",
+                      res->skipped, res->skipped == 1 ? " was" : "s were",
+                      res->skipped == 1 ? "it" : "them");
     for (size_t i = 0; i < res->bad_len && i < 1; i++) {
         const struct chk_lin_key_result *kr = &res->bad[i];
         if (kr->verdict != CHK_INVALID)

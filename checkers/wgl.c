@@ -48,6 +48,13 @@
  *    of the value), every continuation fails and the search backtracks
  *    without exploring them.
  *
+ *    With appends there is a stronger form: updates in a kv key only extend
+ *    the state until the next put, so after every update the state must
+ *    still be a prefix of the value of the pending read with the earliest
+ *    deadline, unless a put invoked before that read returned is still
+ *    available. A wrong order of concurrent appends is thus cut at the
+ *    first append, not at the read.
+ *
  * 5. Dominance between configurations. Because of reduction 2, the info
  *    operations a configuration has used form, per class, a prefix in
  *    invocation order, so "used no more of each class" is a subset test on
@@ -94,6 +101,7 @@
 #define MAX_REPORTED_STATES 16
 #define BUDGET_CHECK_EVERY 1024
 #define NO_RUN UINT32_MAX
+#define UNOBSERVABLE (UINT32_MAX - 1) /* kv: no read can see this state */
 
 /* One set of info operations used, for a cache key. */
 struct info_rec {
@@ -164,6 +172,15 @@ struct wgl_search {
     uint32_t *info_op; /* info bit - first info bit -> operation */
     uint32_t ncls;
     bool has_append;    /* the key has append operations (kv model) */
+    uint32_t *reads_by_ret; /* kv: required reads in return order */
+    uint32_t nreads;
+    uint32_t *read_pos;     /* kv: operation -> index in reads_by_ret */
+    uint32_t read_hint;     /* reads_by_ret[0..hint) are linearized */
+    uint32_t *puts_by_call; /* kv: puts, required or info, in call order */
+    uint32_t nputs;
+    uint32_t *read_values;  /* kv: distinct values that reads returned */
+    uint32_t nread_values;
+    struct fl_map64 observable; /* kv: state -> 1 observable, 2 not */
     bool relaxed;       /* info operations may be reused (see above) */
 
     /* Entries: 0 is the list head; each op has a call entry and, unless it
@@ -234,7 +251,10 @@ void wgl_encoded_json(struct fl_str enc, struct fl_buf *b)
 static void value_json(const struct wgl_values *values, uint32_t id,
                        struct fl_buf *b)
 {
-    wgl_encoded_json(value_bytes(values, id), b);
+    if (id == UNOBSERVABLE)
+        fl_buf_adds(b, "\"(a string no read returned a prefix of)\"");
+    else
+        wgl_encoded_json(value_bytes(values, id), b);
 }
 
 /* Returns the id of state ++ arg for the kv model, or a negative error. */
@@ -277,6 +297,34 @@ static int64_t derive_append(struct wgl_values *v, uint32_t state,
     return id;
 }
 
+static bool is_prefix(const struct wgl_search *s, uint32_t a, uint32_t b);
+
+/*
+ * kv: replaces *state with UNOBSERVABLE when it is a prefix of no value a
+ * read returned (see the file comment). Returns 1, or a negative error.
+ */
+static int canonical(struct wgl_search *s, uint32_t *state)
+{
+    uint64_t *memo = fl_map64_get(&s->observable, *state);
+    int inserted;
+
+    if (memo == NULL) {
+        uint64_t verdict = 2;
+        for (uint32_t i = 0; i < s->nread_values && verdict == 2; i++) {
+            if (*state == s->read_values[i] ||
+                is_prefix(s, *state, s->read_values[i]))
+                verdict = 1;
+        }
+        memo = fl_map64_put(&s->observable, *state, &inserted);
+        if (memo == NULL)
+            return FL_EBUDGET;
+        *memo = verdict;
+    }
+    if (*memo == 2)
+        *state = UNOBSERVABLE;
+    return 1;
+}
+
 /* Returns 1 when op is legal in state (setting *next), 0 when not, or a
  * negative error. */
 static int step(struct wgl_search *s, const struct wgl_op *op, uint32_t state,
@@ -293,16 +341,20 @@ static int step(struct wgl_search *s, const struct wgl_op *op, uint32_t state,
         return state != op->arg;
     case WGL_WRITE:
         *next = op->arg;
-        return 1;
+        return s->has_append ? canonical(s, next) : 1;
     case WGL_CAS:
         *next = op->arg2;
         return state == op->arg;
     case WGL_APPEND:
+        if (state == UNOBSERVABLE) {
+            *next = UNOBSERVABLE;
+            return 1;
+        }
         id = derive_append(&s->values, state, op->arg);
         if (id < 0)
             return (int)id;
         *next = (uint32_t)id;
-        return 1;
+        return canonical(s, next);
     }
     return 0;
 }
@@ -559,6 +611,8 @@ static struct frame retreat(struct wgl_search *s)
     uint32_t op = s->entry_op[f.entry];
 
     f.rec->done = true;
+    if (s->read_pos != NULL && s->read_pos[op] < s->read_hint)
+        s->read_hint = s->read_pos[op];
     if (s->ret_entry[op] != 0) {
         relink_entry(s, s->ret_entry[op]);
         relink_entry(s, f.entry);
@@ -634,6 +688,43 @@ static void *grab(struct wgl_search *s, size_t count, size_t size)
     }
     memset(p, 0, count * size);
     return p;
+}
+
+/* Builds the tables of the kv prefix rule (reduction 4). */
+static int setup_kv(struct wgl_search *s)
+{
+    uint64_t *order = grab(s, s->n, sizeof(uint64_t));
+
+    s->reads_by_ret = grab(s, s->n, sizeof(uint32_t));
+    s->read_pos = grab(s, s->n, sizeof(uint32_t));
+    s->puts_by_call = grab(s, s->n, sizeof(uint32_t));
+    if (s->error)
+        return s->error;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct wgl_op *op = &s->ops[i];
+        s->read_pos[i] = UINT32_MAX;
+        if (op->kind == WGL_READ && !op->info)
+            order[s->nreads++] = (uint64_t)op->ret << 32 | i;
+        if (op->kind == WGL_WRITE)
+            s->puts_by_call[s->nputs++] = i; /* ops come in call order */
+    }
+    qsort(order, s->nreads, sizeof(*order), cmp_u64);
+    for (uint32_t k = 0; k < s->nreads; k++) {
+        s->reads_by_ret[k] = (uint32_t)order[k];
+        s->read_pos[(uint32_t)order[k]] = k;
+    }
+    s->read_values = grab(s, s->nreads, sizeof(uint32_t));
+    if (s->error)
+        return s->error;
+    for (uint32_t k = 0; k < s->nreads; k++) {
+        uint32_t v = s->ops[s->reads_by_ret[k]].arg;
+        uint32_t j = 0;
+        while (j < s->nread_values && s->read_values[j] != v)
+            j++;
+        if (j == s->nread_values)
+            s->read_values[s->nread_values++] = v;
+    }
+    return 0;
 }
 
 /* Numbers bits, assigns symmetry classes and builds the entry list. */
@@ -740,6 +831,8 @@ static int setup(struct wgl_search *s)
         if (s->ops[i].info && s->ops[i].kind != WGL_APPEND)
             s->relaxed = true;
     }
+    if (s->has_append && (rc = setup_kv(s)) != 0)
+        goto out;
     fl_rng_seed(&rng, 0x5eed);
     for (uint32_t i = 0; i < n; i++)
         s->zobrist[i] = fl_rng_next(&rng);
@@ -793,6 +886,8 @@ out:
  * state counts as the empty string). */
 static bool is_prefix(const struct wgl_search *s, uint32_t a, uint32_t b)
 {
+    if (a == UNOBSERVABLE || b == UNOBSERVABLE)
+        return false;
     struct fl_str x = value_bytes(&s->values, a);
     struct fl_str y = value_bytes(&s->values, b);
     size_t xlen = x.len > 0 && x.ptr[0] == 's' ? x.len - 1 : 0;
@@ -909,6 +1004,42 @@ static int start_exact(struct wgl_search *s)
     return 0;
 }
 
+static bool linearized(const struct wgl_search *s, uint32_t op)
+{
+    uint32_t b = s->bit[op];
+    return (s->bits[b / 64] >> (b % 64)) & 1;
+}
+
+/*
+ * kv prefix rule (reduction 4): returns the pending read with the earliest
+ * deadline when state next, reached by linearizing operation self, can no
+ * longer become its value, and UINT32_MAX otherwise.
+ */
+static uint32_t kv_blocking_read(struct wgl_search *s, uint32_t self,
+                                 uint32_t next)
+{
+    uint32_t i = s->read_hint;
+    const struct wgl_op *g;
+
+    while (i < s->nreads && linearized(s, s->reads_by_ret[i]))
+        i++;
+    s->read_hint = i;
+    if (i == s->nreads)
+        return UINT32_MAX;
+    g = &s->ops[s->reads_by_ret[i]];
+    if (next == g->arg || is_prefix(s, next, g->arg))
+        return UINT32_MAX;
+    for (uint32_t k = 0; k < s->nputs; k++) {
+        uint32_t p = s->puts_by_call[k];
+        if (s->ops[p].call >= g->ret)
+            break;
+        if (p != self &&
+            ((s->ops[p].info && reusable(s, p)) || !linearized(s, p)))
+            return UINT32_MAX;
+    }
+    return s->reads_by_ret[i];
+}
+
 /* Returns the verdict once decided, remembering it. */
 static int finish(struct wgl_search *s, int verdict)
 {
@@ -1008,6 +1139,16 @@ scan:
                 return s->error = rc;
             if (rc == 0)
                 continue;
+            if (s->has_append) {
+                /* The read that rules this step out is the operation a
+                 * report should blame if the search fails here. */
+                uint32_t blocker = kv_blocking_read(s, opi, next_state);
+                if (blocker != UINT32_MAX) {
+                    if ((rc = note_blocked(s, s->ret_entry[blocker])) != 0)
+                        return s->error = rc;
+                    continue;
+                }
+            }
             rc = advance(s, e, next_state, run, false);
             if (rc < 0)
                 return s->error = rc;
@@ -1105,6 +1246,7 @@ int wgl_start(const struct wgl_shared *shared, struct wgl_op *ops, size_t n,
     s->values.global = shared->values;
     fl_strtab_init(&s->values.local, shared->budget);
     fl_map64_init(&s->values.appends, shared->budget);
+    fl_map64_init(&s->observable, shared->budget);
     fl_buf_init(&s->values.scratch);
     fl_arena_init(&s->recs, 256 * 1024, shared->budget);
     fl_arena_init(&s->fixed, 64 * 1024, shared->budget);
@@ -1135,6 +1277,7 @@ void wgl_free(struct wgl_search *s)
     fl_arena_destroy(&s->fixed);
     fl_strtab_destroy(&s->values.local);
     fl_map64_destroy(&s->values.appends);
+    fl_map64_destroy(&s->observable);
     fl_buf_free(&s->values.scratch);
     free(s->ops);
     free(s);
