@@ -127,11 +127,13 @@ struct cache_slot {
 };
 
 struct frame {
-    uint32_t entry;          /* the call entry lifted */
+    uint32_t op;             /* the operation linearized */
+    uint32_t entry;          /* its call entry; 0 for info operations */
+    uint32_t window_end; /* info steps: the first return entry then */
+    uint32_t candidate;  /* info steps: index among info_candidates */
     uint32_t prev_state;     /* state before the operation */
     uint32_t prev_run_start; /* run start before the operation */
     bool forced; /* a pure step: no alternative to try on backtrack */
-    uint32_t frontier;    /* relaxed info steps: first return position */
     struct info_rec *rec; /* the configuration it entered */
 };
 
@@ -157,7 +159,8 @@ struct wgl_search {
     uint32_t remaining; /* required operations not yet linearized */
     uint64_t steps;
     enum resume resume;
-    uint32_t resume_entry;
+    uint32_t resume_entry; /* pass 0: the next entry; pass 1: window end */
+    uint32_t resume_cls;
     int resume_pass;
     int verdict; /* once finished, else -1 */
 
@@ -171,6 +174,7 @@ struct wgl_search {
     uint32_t *cls_size;
     uint32_t *info_op; /* info bit - first info bit -> operation */
     uint32_t ncls;
+    uint64_t *cls_order; /* scratch: candidate classes by member call */
     bool has_append;    /* the key has append operations (kv model) */
     uint32_t *reads_by_ret; /* kv: required reads in return order */
     uint32_t nreads;
@@ -183,18 +187,23 @@ struct wgl_search {
     struct fl_map64 observable; /* kv: state -> 1 observable, 2 not */
     bool relaxed;       /* info operations may be reused (see above) */
 
-    /* Entries: 0 is the list head; each op has a call entry and, unless it
-     * is info, a return entry. */
+    /* Entries: 0 is the list head; each required operation has a call and a
+     * return entry. Info operations have none: they are reached through
+     * their class (only its next member can be chosen). */
     uint32_t *next;
     uint32_t *prev;
     uint32_t *entry_op;
     uint32_t *entry_pos;
     uint8_t *entry_ret;
     uint32_t *ret_entry; /* per op, 0 for info operations */
+    uint32_t *call_entry;
 
     uint64_t *bits;
     size_t req_words;
     size_t info_words;
+    size_t req_lo;  /* bits[0..req_lo) are all ones */
+    size_t req_hi;  /* bits[req_hi..req_words) are all zero */
+    size_t info_hi; /* info words from info_hi on are zero */
     uint32_t nreq;
     uint64_t last_req_mask;
     uint64_t req_hash;
@@ -368,28 +377,16 @@ static uint64_t config_hash(uint64_t req_hash, uint32_t state,
            fl_hash_u64((uint64_t)run_start << 1 | 1);
 }
 
-/* Finds the stored window of the required bits. */
+/* Returns the stored window of the required bits. */
 static void req_bounds(const struct wgl_search *s, size_t *lo, size_t *n1)
 {
-    size_t l = 0;
-    size_t h = s->req_words;
-
-    while (l < s->req_words &&
-           s->bits[l] == (l + 1 == s->req_words ? s->last_req_mask : ~0ULL))
-        l++;
-    while (h > l && s->bits[h - 1] == 0)
-        h--;
-    *lo = l;
-    *n1 = h - l;
+    *lo = s->req_lo;
+    *n1 = s->req_hi > s->req_lo ? s->req_hi - s->req_lo : 0;
 }
 
 static size_t info_len(const struct wgl_search *s)
 {
-    size_t i = s->info_words;
-
-    while (i > 0 && s->bits[s->req_words + i - 1] == 0)
-        i--;
-    return i;
+    return s->info_hi;
 }
 
 static int cache_grow(struct wgl_search *s)
@@ -524,16 +521,46 @@ static inline void relink_entry(struct wgl_search *s, uint32_t e)
     s->prev[s->next[e]] = e;
 }
 
+static inline uint64_t full_word(const struct wgl_search *s, size_t w)
+{
+    return w + 1 == s->req_words ? s->last_req_mask : ~0ULL;
+}
+
+/* Sets op's bit and keeps the window bounds. */
 static inline void set_bit(struct wgl_search *s, uint32_t op)
 {
     uint32_t b = s->bit[op];
-    s->bits[b / 64] |= 1ULL << (b % 64);
+    size_t w = b / 64;
+
+    s->bits[w] |= 1ULL << (b % 64);
+    if (w >= s->req_words) {
+        if (w - s->req_words + 1 > s->info_hi)
+            s->info_hi = w - s->req_words + 1;
+        return;
+    }
+    if (w + 1 > s->req_hi)
+        s->req_hi = w + 1;
+    while (s->req_lo < s->req_words &&
+           s->bits[s->req_lo] == full_word(s, s->req_lo))
+        s->req_lo++;
 }
 
+/* Clears op's bit and keeps the window bounds. */
 static inline void clear_bit(struct wgl_search *s, uint32_t op)
 {
     uint32_t b = s->bit[op];
-    s->bits[b / 64] &= ~(1ULL << (b % 64));
+    size_t w = b / 64;
+
+    s->bits[w] &= ~(1ULL << (b % 64));
+    if (w >= s->req_words) {
+        while (s->info_hi > 0 && s->bits[s->req_words + s->info_hi - 1] == 0)
+            s->info_hi--;
+        return;
+    }
+    if (w < s->req_lo)
+        s->req_lo = w;
+    while (s->req_hi > 0 && s->bits[s->req_hi - 1] == 0)
+        s->req_hi--;
 }
 
 /* True for info operations the relaxed search applies any number of times. */
@@ -543,19 +570,21 @@ static inline bool reusable(const struct wgl_search *s, uint32_t op)
 }
 
 /*
- * Tries to enter the configuration that linearizing op (in entry e) leads
- * to: state next, run start run_start. Returns 1 after entering it, 0 when
- * the cache says it is explored or dominated, or a negative error.
+ * Tries to enter the configuration that linearizing op leads to: state
+ * next, run start run_start. e is op's call entry (0 for info operations);
+ * window_end is the first return entry at this point. Returns 1 after
+ * entering it, 0 when the cache says it is explored or dominated, or a
+ * negative error.
  */
-static int advance(struct wgl_search *s, uint32_t e, uint32_t next,
-                   uint32_t run_start, bool forced)
+static int advance(struct wgl_search *s, uint32_t op, uint32_t e,
+                   uint32_t window_end, uint32_t next, uint32_t run_start,
+                   bool forced)
 {
-    uint32_t op = s->entry_op[e];
-    bool info = s->ret_entry[op] == 0;
+    bool info = s->ops[op].info;
     bool reuse = info && reusable(s, op);
     uint64_t req_hash = info ? s->req_hash : s->req_hash ^ s->zobrist[op];
     struct info_rec *rec = NULL;
-    uint32_t frontier = UINT32_MAX;
+    struct frame *f;
     int rc;
 
     if (s->depth == s->stack_cap) {
@@ -573,28 +602,19 @@ static int advance(struct wgl_search *s, uint32_t e, uint32_t next,
             clear_bit(s, op);
         return rc;
     }
-    if (reuse) {
-        /* Remember how late the use is, for the matching at the end. */
-        for (uint32_t f = e; f != 0; f = s->next[f]) {
-            if (s->entry_ret[f]) {
-                frontier = s->entry_pos[f];
-                break;
-            }
-        }
-    }
-    s->stack[s->depth].entry = e;
-    s->stack[s->depth].prev_state = s->state;
-    s->stack[s->depth].prev_run_start = s->run_start;
-    s->stack[s->depth].forced = forced;
-    s->stack[s->depth].rec = rec;
-    s->stack[s->depth].frontier = frontier;
-    s->depth++;
+    f = &s->stack[s->depth++];
+    f->op = op;
+    f->entry = e;
+    f->window_end = window_end;
+    f->prev_state = s->state;
+    f->prev_run_start = s->run_start;
+    f->forced = forced;
+    f->rec = rec;
     if (!info) {
         unlink_entry(s, e);
         unlink_entry(s, s->ret_entry[op]);
         s->remaining--;
     } else if (!reuse) {
-        unlink_entry(s, e);
         s->cls_next[s->cls[op]]++;
     }
     s->req_hash = req_hash;
@@ -608,19 +628,18 @@ static int advance(struct wgl_search *s, uint32_t e, uint32_t next,
 static struct frame retreat(struct wgl_search *s)
 {
     struct frame f = s->stack[--s->depth];
-    uint32_t op = s->entry_op[f.entry];
+    uint32_t op = f.op;
 
     f.rec->done = true;
     if (s->read_pos != NULL && s->read_pos[op] < s->read_hint)
         s->read_hint = s->read_pos[op];
-    if (s->ret_entry[op] != 0) {
+    if (!s->ops[op].info) {
         relink_entry(s, s->ret_entry[op]);
         relink_entry(s, f.entry);
         clear_bit(s, op);
         s->remaining++;
         s->req_hash ^= s->zobrist[op];
     } else if (!reusable(s, op)) {
-        relink_entry(s, f.entry);
         clear_bit(s, op);
         s->cls_next[s->cls[op]]--;
     }
@@ -629,6 +648,53 @@ static struct frame retreat(struct wgl_search *s)
     if (s->best_common > s->depth)
         s->best_common = s->depth;
     return f;
+}
+
+/* Returns the member of info class c that may be linearized next, or
+ * UINT32_MAX when none is left. */
+static uint32_t class_member(const struct wgl_search *s, uint32_t c)
+{
+    uint32_t rank = s->relaxed && s->ops[s->info_op[s->cls_base[c]]].kind !=
+                                      WGL_APPEND
+                        ? 0
+                        : s->cls_next[c];
+
+    if (rank >= s->cls_size[c])
+        return UINT32_MAX;
+    return s->info_op[s->cls_base[c] + rank];
+}
+
+static int cmp_u64_fwd(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * Fills cls_order with the classes whose next member was invoked before
+ * limit, oldest member first, as (call << 32 | class). The order depends
+ * only on the configuration, so a resumed scan sees the same sequence.
+ * Returns how many there are.
+ */
+static uint32_t info_candidates(struct wgl_search *s, uint32_t limit)
+{
+    uint32_t n = 0;
+
+    for (uint32_t c = 0; c < s->ncls; c++) {
+        uint32_t m = class_member(s, c);
+        if (m != UINT32_MAX && s->ops[m].call < limit)
+            s->cls_order[n++] = (uint64_t)s->ops[m].call << 32 | c;
+    }
+    qsort(s->cls_order, n, sizeof(*s->cls_order), cmp_u64_fwd);
+    return n;
+}
+
+/* Returns the event position before which a callable operation must have
+ * been invoked, given the first return entry. */
+static uint32_t window_limit(const struct wgl_search *s, uint32_t window_end)
+{
+    return window_end != 0 ? s->entry_pos[window_end] : UINT32_MAX;
 }
 
 /* ---- counterexample ---------------------------------------------------- */
@@ -649,7 +715,7 @@ static int note_blocked(struct wgl_search *s, uint32_t ret_e)
         if (rc != 0)
             return rc;
         for (size_t i = s->best_common; i < s->depth; i++)
-            s->best[i] = s->entry_op[s->stack[i].entry];
+            s->best[i] = s->stack[i].op;
         s->best_len = s->depth;
         s->best_common = s->depth;
         s->nbest_states = 0;
@@ -816,6 +882,11 @@ static int setup(struct wgl_search *s)
     s->cls_base = cls_base;
     s->cls_size = cls_size;
     s->ncls = ncls;
+    s->cls_order = grab(s, ncls, sizeof(uint64_t));
+    if (s->error) {
+        rc = s->error;
+        goto out;
+    }
     for (uint32_t c = 0, at = 0; c < ncls; c++) {
         cls_base[c] = at;
         at += cls_size[c];
@@ -838,12 +909,13 @@ static int setup(struct wgl_search *s)
         s->zobrist[i] = fl_rng_next(&rng);
 
     /* Entries sorted by event position: (pos << 32 | entry). */
-    uint32_t total = 1 + n + s->nreq;
+    uint32_t total = 1 + 2 * s->nreq;
     s->next = grab(s, total, sizeof(uint32_t));
     s->prev = grab(s, total, sizeof(uint32_t));
     s->entry_op = grab(s, total, sizeof(uint32_t));
     s->entry_pos = grab(s, total, sizeof(uint32_t));
     s->entry_ret = grab(s, total, sizeof(uint8_t));
+    s->call_entry = grab(s, n, sizeof(uint32_t));
     order = grab(s, total, sizeof(uint64_t));
     s->bits = grab(s, s->req_words + s->info_words, sizeof(uint64_t));
     if (s->error) {
@@ -852,18 +924,19 @@ static int setup(struct wgl_search *s)
     }
     for (uint32_t i = 0; i < n; i++) {
         const struct wgl_op *op = &s->ops[i];
+        if (op->info)
+            continue;
         s->entry_op[nentries] = i;
         s->entry_pos[nentries] = op->call;
+        s->call_entry[i] = nentries;
         order[nentries - 1] = (uint64_t)op->call << 32 | nentries;
         nentries++;
-        if (!op->info) {
-            s->entry_op[nentries] = i;
-            s->entry_pos[nentries] = op->ret;
-            s->entry_ret[nentries] = 1;
-            s->ret_entry[i] = nentries;
-            order[nentries - 1] = (uint64_t)op->ret << 32 | nentries;
-            nentries++;
-        }
+        s->entry_op[nentries] = i;
+        s->entry_pos[nentries] = op->ret;
+        s->entry_ret[nentries] = 1;
+        s->ret_entry[i] = nentries;
+        order[nentries - 1] = (uint64_t)op->ret << 32 | nentries;
+        nentries++;
     }
     qsort(order, nentries - 1, sizeof(*order), cmp_u64);
     uint32_t last = 0;
@@ -902,41 +975,42 @@ static bool is_prefix(const struct wgl_search *s, uint32_t a, uint32_t b)
  * become legal, because no operation callable before its return can bring
  * the state it needs (reduction 4).
  */
+static bool can_produce(const struct wgl_search *s, const struct wgl_op *x,
+                        const struct wgl_op *op, bool appendable)
+{
+    if (x->kind == WGL_CMPFAIL)
+        return !wgl_kind_pure((enum wgl_kind)op->kind);
+    switch ((enum wgl_kind)op->kind) {
+    case WGL_WRITE:
+        return op->arg == x->arg || s->has_append;
+    case WGL_CAS:
+        return op->arg2 == x->arg;
+    case WGL_APPEND:
+        return appendable;
+    default:
+        return false;
+    }
+}
+
 static bool hopeless(const struct wgl_search *s, uint32_t ret_e)
 {
     const struct wgl_op *x = &s->ops[s->entry_op[ret_e]];
+    uint32_t limit = s->entry_pos[ret_e];
     bool appendable;
 
-    if (x->kind == WGL_CMPFAIL) {
-        if (s->state != x->arg)
-            return false;
-        for (uint32_t e = s->next[0]; e != ret_e; e = s->next[e]) {
-            if (!wgl_kind_pure((enum wgl_kind)s->ops[s->entry_op[e]].kind))
-                return false;
-        }
-        return true;
-    }
-    if (x->kind != WGL_READ || s->state == x->arg)
+    if (x->kind == WGL_CMPFAIL ? s->state != x->arg
+                               : x->kind != WGL_READ || s->state == x->arg)
         return false;
     appendable = s->has_append && is_prefix(s, s->state, x->arg);
     for (uint32_t e = s->next[0]; e != ret_e; e = s->next[e]) {
-        const struct wgl_op *op = &s->ops[s->entry_op[e]];
-        switch ((enum wgl_kind)op->kind) {
-        case WGL_WRITE:
-            if (op->arg == x->arg || s->has_append)
-                return false;
-            break;
-        case WGL_CAS:
-            if (op->arg2 == x->arg)
-                return false;
-            break;
-        case WGL_APPEND:
-            if (appendable)
-                return false;
-            break;
-        default:
-            break;
-        }
+        if (can_produce(s, x, &s->ops[s->entry_op[e]], appendable))
+            return false;
+    }
+    for (uint32_t c = 0; c < s->ncls; c++) {
+        uint32_t m = class_member(s, c);
+        if (m != UINT32_MAX && s->ops[m].call < limit &&
+            can_produce(s, x, &s->ops[m], appendable))
+            return false;
     }
     return true;
 }
@@ -969,14 +1043,14 @@ static bool relaxed_witness_holds(struct wgl_search *s)
     bool ok = used != NULL;
 
     for (size_t i = 0; ok && i < s->depth; i++) {
-        uint32_t op = s->entry_op[s->stack[i].entry];
+        uint32_t op = s->stack[i].op;
         uint32_t c;
         if (!s->ops[op].info || !reusable(s, op))
             continue;
         c = s->cls[op];
         if (used[c] >= s->cls_size[c] ||
             s->ops[s->info_op[s->cls_base[c] + used[c]]].call >=
-                s->stack[i].frontier)
+                window_limit(s, s->stack[i].window_end))
             ok = false;
         used[c]++;
     }
@@ -1050,8 +1124,11 @@ static int finish(struct wgl_search *s, int verdict)
 int wgl_run(struct wgl_search *s, uint64_t max_steps)
 {
     uint64_t steps = 0;
-    uint32_t e = s->resume_entry;
-    int pass = s->resume_pass;
+    uint32_t e = 0;
+    uint32_t window_end = 0;
+    uint32_t cls = 0;
+    uint32_t ncand;
+    int pass = 0;
     uint32_t next_state;
     int rc;
 
@@ -1059,8 +1136,13 @@ int wgl_run(struct wgl_search *s, uint64_t max_steps)
         return s->verdict;
     if (s->error != 0)
         return s->error;
-    if (s->resume == RESUME_SCAN)
+    if (s->resume == RESUME_SCAN) {
+        pass = s->resume_pass;
+        e = s->resume_entry;
+        window_end = s->resume_entry;
+        cls = s->resume_cls;
         goto scan;
+    }
 enter:
     if (s->remaining == 0) {
         if (!s->relaxed || relaxed_witness_holds(s))
@@ -1080,15 +1162,16 @@ enter:
      * legal where the run began, since a run lifts no return entry. */
     for (e = s->run_start == s->state ? 0 : s->next[0];
          e != 0 && !s->entry_ret[e]; e = s->next[e]) {
-        const struct wgl_op *op = &s->ops[s->entry_op[e]];
-        if (!wgl_kind_pure((enum wgl_kind)op->kind) || op->info)
+        uint32_t opi = s->entry_op[e];
+        const struct wgl_op *op = &s->ops[opi];
+        if (!wgl_kind_pure((enum wgl_kind)op->kind))
             continue;
         rc = step(s, op, s->state, &next_state);
         if (rc < 0)
             return s->error = rc;
         if (rc == 0)
             continue;
-        rc = advance(s, e, next_state, NO_RUN, true);
+        rc = advance(s, opi, e, 0, next_state, NO_RUN, true);
         if (rc < 0)
             return s->error = rc;
         if (rc == 0)
@@ -1106,34 +1189,25 @@ enter:
         goto backtrack;
     }
 
-    /* Two passes over the callable operations: required ones first, then
-     * info ones, so a witness leans on indeterminate operations only where
-     * it must (which keeps relaxed witnesses matchable). */
+    /* Two passes over the callable operations: required ones (pass 0), then
+     * the next member of each info class (pass 1), so a witness leans on
+     * indeterminate operations only where it must, which keeps relaxed
+     * witnesses matchable. */
     e = s->next[0];
     pass = 0;
 scan:
-    for (;;) {
+    if (pass == 0) {
         for (; e != 0 && !s->entry_ret[e]; e = s->next[e]) {
             uint32_t opi = s->entry_op[e];
             const struct wgl_op *op = &s->ops[opi];
-            uint32_t run = NO_RUN;
 
-            if (wgl_kind_pure((enum wgl_kind)op->kind) ||
-                op->info != (pass == 1))
+            if (wgl_kind_pure((enum wgl_kind)op->kind))
                 continue;
-            if (op->info) {
-                /* Reduction 2: only the first unlinearized member of a
-                 * class; when members are reusable, only the first. */
-                if (s->rank[opi] !=
-                    (reusable(s, opi) ? 0 : s->cls_next[s->cls[opi]]))
-                    continue;
-                run = s->run_start != NO_RUN ? s->run_start : s->state;
-            } else if (s->run_start != NO_RUN) {
-                /* Reduction 3: a run must end in an operation that reads a
-                 * state the run changed. */
-                if (op->kind == WGL_WRITE || s->state == s->run_start)
-                    continue;
-            }
+            /* Reduction 3: a run must end in an operation that reads a
+             * state the run changed. */
+            if (s->run_start != NO_RUN &&
+                (op->kind == WGL_WRITE || s->state == s->run_start))
+                continue;
             rc = step(s, op, s->state, &next_state);
             if (rc < 0)
                 return s->error = rc;
@@ -1149,19 +1223,49 @@ scan:
                     continue;
                 }
             }
-            rc = advance(s, e, next_state, run, false);
+            rc = advance(s, opi, e, 0, next_state, NO_RUN, false);
             if (rc < 0)
                 return s->error = rc;
             if (rc == 1)
                 goto enter;
         }
-        if (pass == 1)
-            break;
+        window_end = e;
         pass = 1;
-        e = s->next[0];
+        cls = 0;
     }
-    /* e is the return entry of an operation whose deadline passed. */
-    if (e != 0 && (rc = note_blocked(s, e)) != 0)
+    /* Reduction 2: only the next member of a class is a candidate. Here
+     * cls counts candidates in info_candidates order. */
+    ncand = info_candidates(s, window_limit(s, window_end));
+    for (; cls < ncand; cls++) {
+        uint32_t opi = class_member(s, (uint32_t)s->cls_order[cls]);
+        const struct wgl_op *op = &s->ops[opi];
+        uint32_t run;
+
+        run = s->run_start != NO_RUN ? s->run_start : s->state;
+        rc = step(s, op, s->state, &next_state);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 0)
+            continue;
+        if (s->has_append) {
+            uint32_t blocker = kv_blocking_read(s, opi, next_state);
+            if (blocker != UINT32_MAX) {
+                if ((rc = note_blocked(s, s->ret_entry[blocker])) != 0)
+                    return s->error = rc;
+                continue;
+            }
+        }
+        rc = advance(s, opi, 0, window_end, next_state, run, false);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 1) {
+            s->stack[s->depth - 1].candidate = cls;
+            goto enter;
+        }
+    }
+    /* window_end is the return entry of an operation whose deadline
+     * passed. */
+    if (window_end != 0 && (rc = note_blocked(s, window_end)) != 0)
         return s->error = rc;
 
 backtrack:
@@ -1169,12 +1273,19 @@ backtrack:
         struct frame f = retreat(s);
         if (f.forced)
             continue;
-        e = s->next[f.entry];
-        pass = s->ops[s->entry_op[f.entry]].info ? 1 : 0;
+        if (f.entry != 0) {
+            pass = 0;
+            e = s->next[f.entry];
+        } else {
+            pass = 1;
+            window_end = f.window_end;
+            cls = f.candidate + 1;
+        }
         if (++steps > max_steps) {
             s->resume = RESUME_SCAN;
-            s->resume_entry = e;
             s->resume_pass = pass;
+            s->resume_entry = pass == 0 ? e : window_end;
+            s->resume_cls = cls;
             return WGL_PAUSED;
         }
         if (++s->steps % BUDGET_CHECK_EVERY == 0 && budget_exhausted(s))
