@@ -1038,7 +1038,9 @@ void chk_lin_result_json(const struct chk_lin_history *h,
         first = false;
         fl_buf_adds(b, "{\"kind\":\"not-linearizable\",\"key\":");
         key_json(h, kr->key, b);
-        fl_buf_printf(b, ",\"key_ops\":%zu,\"op\":", kr->ops);
+        fl_buf_printf(b, ",\"key_ops\":%zu,\"detail\":", kr->ops);
+        fl_buf_add_json_string(b, kr->detail, strlen(kr->detail));
+        fl_buf_adds(b, ",\"op\":");
         op_json(h, kr->failed_op, b);
         fl_buf_adds(b, ",\"prefix\":[");
         for (size_t k = 0; k < kr->prefix_len; k++) {
@@ -1124,6 +1126,8 @@ void chk_lin_result_text(const struct chk_lin_history *h,
         }
         fl_buf_adds(b, "operation that cannot be linearized:\n  ");
         chk_lin_describe_op(h, kr->failed_op, b);
+        if (kr->detail[0] != '\0')
+            fl_buf_printf(b, "\n  (%s)", kr->detail);
         fl_buf_printf(b, "\nlongest linearizable prefix: %zu operations",
                       kr->prefix_len);
         size_t from = kr->prefix_len > TEXT_LIST_MAX

@@ -107,6 +107,7 @@ struct chk_lin_key_result {
     char **states;         /* model states (JSON) reachable before failed_op */
     size_t states_len;
     bool states_truncated;
+    char detail[96];       /* an explanation when one is known, or "" */
     char reason[160];      /* for CHK_UNKNOWN */
 };
 

@@ -55,6 +55,12 @@
  *    available. A wrong order of concurrent appends is thus cut at the
  *    first append, not at the read.
  *
+ *    For registers, every value also has two counts: required reads and
+ *    cases that still need the state to equal it, and unlinearized writes
+ *    and cases that can still produce it. A value that is needed but can
+ *    no longer be produced, and is not the current state, makes the
+ *    configuration dead. A read of a value nobody wrote fails at the root.
+ *
  * 5. Dominance between configurations. Because of reduction 2, the info
  *    operations a configuration has used form, per class, a prefix in
  *    invocation order, so "used no more of each class" is a subset test on
@@ -74,8 +80,13 @@
  * the state without bound). The relaxation admits every linearization of the
  * real history, so when it has none, the history has none. When it finds
  * one, the uses of each class are matched greedily, in order, to distinct
- * members invoked early enough; if that works the linearization is real,
- * and otherwise the exact search runs. The relaxed configurations carry no
+ * members invoked early enough; if that works the linearization is real.
+ * Otherwise a "counted" search follows: it uses each info operation at most
+ * once, like the exact search, but keeps the relaxed cache, which ignores
+ * which info operations were used. It may therefore miss a linearization,
+ * but any it finds is real. It gets a budget of steps proportional to what
+ * the relaxed search took; when it finds nothing within it, the exact
+ * search runs. The relaxed configurations carry no
  * info bits, so their number is that of a history without crashes.
  *
  * Required operations are numbered in call order, so their linearized set
@@ -101,6 +112,10 @@
 #define MAX_REPORTED_STATES 16
 #define BUDGET_CHECK_EVERY 1024
 #define NO_RUN UINT32_MAX
+/* The counted search may take this many steps, plus COUNTED_FACTOR times
+ * the relaxed search's, before the exact search takes over. */
+#define COUNTED_BASE_STEPS (1u << 20)
+#define COUNTED_FACTOR 8
 #define UNOBSERVABLE (UINT32_MAX - 1) /* kv: no read can see this state */
 
 /* One set of info operations used, for a cache key. */
@@ -186,6 +201,23 @@ struct wgl_search {
     uint32_t nread_values;
     struct fl_map64 observable; /* kv: state -> 1 observable, 2 not */
     bool relaxed;       /* info operations may be reused (see above) */
+    bool counted; /* exact moves, but the cache ignores info operations */
+    uint64_t counted_until; /* s->steps at which the counted search ends */
+
+    /* Register models: per-value counts (reduction 4). Slots number the
+     * values this key reads or writes. */
+    struct fl_map64 value_slot; /* value id -> slot */
+    uint32_t nvalues;
+    uint32_t *slot_value;
+    int32_t *need;         /* required reads and cases needing the value */
+    int32_t *supply;       /* operations that can still produce it */
+    uint8_t *endless;      /* a reusable info operation produces it */
+    uint32_t *need_slot;   /* per op: the slot it needs, or UINT32_MAX */
+    uint32_t *supply_slot; /* per op: the slot it produces, or UINT32_MAX */
+    uint32_t *needers;     /* per slot, from needer_start: ops by return */
+    uint32_t *needer_start;
+    uint32_t ndead;    /* slots needed that nothing can produce */
+    uint32_t dead_xor; /* xor of their values: the value when ndead is 1 */
 
     /* Entries: 0 is the list head; each required operation has a call and a
      * return entry. Info operations have none: they are reached through
@@ -208,6 +240,7 @@ struct wgl_search {
     uint64_t last_req_mask;
     uint64_t req_hash;
     uint32_t state;
+    uint32_t init;      /* the initial state */
     uint32_t run_start; /* state where the current info run began, or NO_RUN */
 
     struct cache_slot *slots;
@@ -458,7 +491,7 @@ static int cache_visit(struct wgl_search *s, uint64_t hash, uint32_t state,
 {
     size_t lo;
     size_t n1;
-    size_t n2 = info_len(s);
+    size_t n2 = s->counted ? 0 : info_len(s);
     size_t i;
     struct key_rec *k;
     struct info_rec *r;
@@ -569,6 +602,36 @@ static inline bool reusable(const struct wgl_search *s, uint32_t op)
     return s->relaxed && s->ops[op].kind != WGL_APPEND;
 }
 
+static inline bool slot_dead(const struct wgl_search *s, uint32_t slot)
+{
+    return s->need[slot] > 0 && s->supply[slot] == 0 && !s->endless[slot];
+}
+
+static void adjust_slot(struct wgl_search *s, uint32_t slot, int32_t dneed,
+                        int32_t dsupply)
+{
+    bool before = slot_dead(s, slot);
+
+    s->need[slot] += dneed;
+    s->supply[slot] += dsupply;
+    if (before != slot_dead(s, slot)) {
+        s->ndead = before ? s->ndead - 1 : s->ndead + 1;
+        s->dead_xor ^= s->slot_value[slot];
+    }
+}
+
+/* Updates the per-value counts for op being linearized (sign -1) or
+ * undone (+1). Reusable info operations change nothing. */
+static void count_op(struct wgl_search *s, uint32_t op, int32_t sign)
+{
+    if (s->need == NULL || (s->ops[op].info && reusable(s, op)))
+        return;
+    if (s->need_slot[op] != UINT32_MAX)
+        adjust_slot(s, s->need_slot[op], sign, 0);
+    if (s->supply_slot[op] != UINT32_MAX)
+        adjust_slot(s, s->supply_slot[op], 0, sign);
+}
+
 /*
  * Tries to enter the configuration that linearizing op leads to: state
  * next, run start run_start. e is op's call entry (0 for info operations);
@@ -602,6 +665,7 @@ static int advance(struct wgl_search *s, uint32_t op, uint32_t e,
             clear_bit(s, op);
         return rc;
     }
+    count_op(s, op, -1);
     f = &s->stack[s->depth++];
     f->op = op;
     f->entry = e;
@@ -631,6 +695,7 @@ static struct frame retreat(struct wgl_search *s)
     uint32_t op = f.op;
 
     f.rec->done = true;
+    count_op(s, op, 1);
     if (s->read_pos != NULL && s->read_pos[op] < s->read_hint)
         s->read_hint = s->read_pos[op];
     if (!s->ops[op].info) {
@@ -793,6 +858,101 @@ static int setup_kv(struct wgl_search *s)
     return 0;
 }
 
+/* Sets the per-value counts for a search with nothing linearized. */
+static void init_value_counts(struct wgl_search *s)
+{
+    memset(s->need, 0, s->nvalues * sizeof(*s->need));
+    memset(s->supply, 0, s->nvalues * sizeof(*s->supply));
+    memset(s->endless, 0, s->nvalues * sizeof(*s->endless));
+    s->ndead = 0;
+    s->dead_xor = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->need_slot[i] != UINT32_MAX)
+            s->need[s->need_slot[i]]++;
+        if (s->supply_slot[i] == UINT32_MAX)
+            continue;
+        if (s->ops[i].info && reusable(s, i))
+            s->endless[s->supply_slot[i]] = 1;
+        else
+            s->supply[s->supply_slot[i]]++;
+    }
+    for (uint32_t v = 0; v < s->nvalues; v++) {
+        if (slot_dead(s, v)) {
+            s->ndead++;
+            s->dead_xor ^= s->slot_value[v];
+        }
+    }
+}
+
+static int value_slot(struct wgl_search *s, uint32_t value, uint32_t *slot)
+{
+    int inserted;
+    uint64_t *v = fl_map64_put(&s->value_slot, value, &inserted);
+
+    if (v == NULL)
+        return FL_EBUDGET;
+    if (inserted) {
+        *v = s->nvalues;
+        s->slot_value[s->nvalues++] = value;
+    }
+    *slot = (uint32_t)*v;
+    return 0;
+}
+
+/* Builds the per-value counts of reduction 4 for register models. */
+static int setup_values(struct wgl_search *s)
+{
+    uint32_t n = s->n;
+    uint64_t *order;
+    uint32_t nneed = 0;
+    int rc;
+
+    s->need_slot = grab(s, n, sizeof(uint32_t));
+    s->supply_slot = grab(s, n, sizeof(uint32_t));
+    s->slot_value = grab(s, 2 * (size_t)n, sizeof(uint32_t));
+    order = grab(s, n, sizeof(uint64_t));
+    if (s->error)
+        return s->error;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct wgl_op *op = &s->ops[i];
+        s->need_slot[i] = UINT32_MAX;
+        s->supply_slot[i] = UINT32_MAX;
+        if (!op->info && (op->kind == WGL_READ || op->kind == WGL_CAS)) {
+            if ((rc = value_slot(s, op->arg, &s->need_slot[i])) != 0)
+                return rc;
+            order[nneed++] = (uint64_t)op->ret << 32 | i;
+        }
+        if (op->kind == WGL_WRITE || op->kind == WGL_CAS) {
+            uint32_t v = op->kind == WGL_CAS ? op->arg2 : op->arg;
+            if ((rc = value_slot(s, v, &s->supply_slot[i])) != 0)
+                return rc;
+        }
+    }
+    s->need = grab(s, s->nvalues, sizeof(int32_t));
+    s->supply = grab(s, s->nvalues, sizeof(int32_t));
+    s->endless = grab(s, s->nvalues, sizeof(uint8_t));
+    s->needer_start = grab(s, (size_t)s->nvalues + 1, sizeof(uint32_t));
+    s->needers = grab(s, nneed, sizeof(uint32_t));
+    if (s->error)
+        return s->error;
+    /* Needing operations grouped by slot, each group in return order. */
+    qsort(order, nneed, sizeof(*order), cmp_u64);
+    for (uint32_t k = 0; k < nneed; k++)
+        s->needer_start[s->need_slot[(uint32_t)order[k]] + 1]++;
+    for (uint32_t v = 0; v < s->nvalues; v++)
+        s->needer_start[v + 1] += s->needer_start[v];
+    uint32_t *fill = grab(s, s->nvalues, sizeof(uint32_t));
+    if (fill == NULL)
+        return s->error;
+    for (uint32_t k = 0; k < nneed; k++) {
+        uint32_t op = (uint32_t)order[k];
+        uint32_t v = s->need_slot[op];
+        s->needers[s->needer_start[v] + fill[v]++] = op;
+    }
+    init_value_counts(s);
+    return 0;
+}
+
 /* Numbers bits, assigns symmetry classes and builds the entry list. */
 static int setup(struct wgl_search *s)
 {
@@ -902,7 +1062,11 @@ static int setup(struct wgl_search *s)
         if (s->ops[i].info && s->ops[i].kind != WGL_APPEND)
             s->relaxed = true;
     }
-    if (s->has_append && (rc = setup_kv(s)) != 0)
+    if (s->has_append)
+        rc = setup_kv(s);
+    else
+        rc = setup_values(s);
+    if (rc != 0)
         goto out;
     fl_rng_seed(&rng, 0x5eed);
     for (uint32_t i = 0; i < n; i++)
@@ -1058,12 +1222,14 @@ static bool relaxed_witness_holds(struct wgl_search *s)
     return ok;
 }
 
-/* Abandons the relaxed search for the exact one. */
-static int start_exact(struct wgl_search *s)
+/* Starts over in the counted mode (counted true) or the exact one. */
+static void restart(struct wgl_search *s, bool counted)
 {
     while (s->depth > 0)
         retreat(s);
     s->relaxed = false;
+    s->counted = counted;
+    s->counted_until = s->steps + COUNTED_BASE_STEPS + COUNTED_FACTOR * s->steps;
     free(s->slots);
     fl_budget_release(s->shared->budget, s->cap * sizeof(*s->slots));
     s->slots = NULL;
@@ -1075,6 +1241,27 @@ static int start_exact(struct wgl_search *s)
     s->best_len = 0;
     s->best_common = 0;
     s->nbest_states = 0;
+    if (s->need != NULL)
+        init_value_counts(s);
+}
+
+/*
+ * Records, for the report, a read or cas whose value can no longer be
+ * produced (reduction 4): the earliest-returning one still pending.
+ */
+static int blame_dead_value(struct wgl_search *s)
+{
+    for (uint32_t v = 0; v < s->nvalues; v++) {
+        if (!slot_dead(s, v) || s->slot_value[v] == s->state)
+            continue;
+        for (uint32_t k = s->needer_start[v]; k < s->needer_start[v + 1];
+             k++) {
+            uint32_t op = s->needers[k];
+            uint32_t b = s->bit[op];
+            if (!((s->bits[b / 64] >> (b % 64)) & 1))
+                return note_blocked(s, s->ret_entry[op]);
+        }
+    }
     return 0;
 }
 
@@ -1147,8 +1334,7 @@ enter:
     if (s->remaining == 0) {
         if (!s->relaxed || relaxed_witness_holds(s))
             return finish(s, CHK_VALID);
-        if ((rc = start_exact(s)) != 0)
-            return s->error = rc;
+        restart(s, true);
     }
     if (++steps > max_steps) {
         s->resume = RESUME_ENTER;
@@ -1156,6 +1342,16 @@ enter:
     }
     if (++s->steps % BUDGET_CHECK_EVERY == 0 && budget_exhausted(s))
         return finish(s, CHK_UNKNOWN);
+    if (s->counted && s->steps > s->counted_until) {
+        restart(s, false);
+        goto enter;
+    }
+    /* Reduction 4: a value still needed that nothing can produce. */
+    if (s->ndead > 1 || (s->ndead == 1 && s->dead_xor != s->state)) {
+        if ((rc = blame_dead_value(s)) != 0)
+            return s->error = rc;
+        goto backtrack;
+    }
 
     /* Reduction 1: a legal pure operation is a forced step. Inside an info
      * run that has not changed the state, none is legal: it would have been
@@ -1292,6 +1488,11 @@ backtrack:
             return finish(s, CHK_UNKNOWN);
         goto scan;
     }
+    if (s->counted) {
+        /* The counted search can miss linearizations: decide exactly. */
+        restart(s, false);
+        goto enter;
+    }
     return finish(s, CHK_INVALID);
 }
 
@@ -1323,6 +1524,18 @@ int wgl_fill_invalid(struct wgl_search *s, struct chk_lin_key_result *kr)
             kr->concurrent[nconc++] = op->global;
     }
     kr->concurrent_len = nconc;
+    if (failed->kind == WGL_READ && failed->arg != s->init) {
+        bool written = false;
+        for (uint32_t i = 0; i < s->n && !written; i++) {
+            const struct wgl_op *op = &s->ops[i];
+            written = (op->kind == WGL_WRITE && op->arg == failed->arg) ||
+                      (op->kind == WGL_CAS && op->arg2 == failed->arg) ||
+                      op->kind == WGL_APPEND;
+        }
+        if (!written)
+            snprintf(kr->detail, sizeof(kr->detail),
+                     "no operation on this key writes the value it read");
+    }
     fl_buf_init(&b);
     for (size_t i = 0; i < s->nbest_states; i++) {
         fl_buf_clear(&b);
@@ -1358,6 +1571,7 @@ int wgl_start(const struct wgl_shared *shared, struct wgl_op *ops, size_t n,
     fl_strtab_init(&s->values.local, shared->budget);
     fl_map64_init(&s->values.appends, shared->budget);
     fl_map64_init(&s->observable, shared->budget);
+    fl_map64_init(&s->value_slot, shared->budget);
     fl_buf_init(&s->values.scratch);
     fl_arena_init(&s->recs, 256 * 1024, shared->budget);
     fl_arena_init(&s->fixed, 64 * 1024, shared->budget);
@@ -1367,6 +1581,7 @@ int wgl_start(const struct wgl_shared *shared, struct wgl_op *ops, size_t n,
         return rc;
     }
     s->state = init;
+    s->init = init;
     s->run_start = NO_RUN;
     s->remaining = s->nreq;
     s->resume = RESUME_ENTER;
@@ -1389,6 +1604,7 @@ void wgl_free(struct wgl_search *s)
     fl_strtab_destroy(&s->values.local);
     fl_map64_destroy(&s->values.appends);
     fl_map64_destroy(&s->observable);
+    fl_map64_destroy(&s->value_slot);
     fl_buf_free(&s->values.scratch);
     free(s->ops);
     free(s);

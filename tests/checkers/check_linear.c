@@ -865,6 +865,40 @@ static enum chk_verdict check_generated(struct wl_gen_options *g,
     return res.verdict;
 }
 
+/*
+ * Regressions for shapes that used to explode: 30 kv operations from 20
+ * clients on one key (every order of concurrent appends was a new state),
+ * and 5000 register operations from 50 clients with 5% crashed (the exact
+ * search ran for tens of millions of steps). The limit only keeps a
+ * regression from hanging the suite; the assertion is on the verdict.
+ */
+START_TEST(test_generated_high_concurrency_regressions)
+{
+    struct wl_gen_options g;
+
+    wl_gen_options_default(&g);
+    g.model = WL_GEN_KV;
+    g.ops = 30;
+    g.processes = 20;
+    g.seed = 1;
+    ck_assert_str_eq(chk_verdict_name(check_generated(&g, CHK_MODEL_KV,
+                                                      CHK_CAS_FAIL_NO_EFFECT)),
+                     "linearizable");
+    wl_gen_options_default(&g);
+    g.ops = 5000;
+    g.processes = 50;
+    g.crash_rate = 0.05;
+    g.seed = 1;
+    ck_assert_str_eq(chk_verdict_name(check_generated(
+                         &g, CHK_MODEL_CAS_REGISTER, CHK_CAS_FAIL_NO_EFFECT)),
+                     "linearizable");
+    g.corrupt = true;
+    ck_assert_str_eq(chk_verdict_name(check_generated(
+                         &g, CHK_MODEL_CAS_REGISTER, CHK_CAS_FAIL_NO_EFFECT)),
+                     "not-linearizable");
+}
+END_TEST
+
 static const enum chk_model gen_models[] = {
     CHK_MODEL_REGISTER, CHK_MODEL_CAS_REGISTER, CHK_MODEL_KV};
 static const enum wl_gen_model gen_kinds[] = {
@@ -955,6 +989,7 @@ static Suite *linear_suite(void)
     t = tcase_create("generated");
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, test_generated_valid_and_corrupted, 0, 40);
+    tcase_add_test(t, test_generated_high_concurrency_regressions);
     suite_add_tcase(s, t);
     return s;
 }
