@@ -258,13 +258,14 @@ static int scalar_id(struct chk_lin_history *h, const struct fl_json *v,
 
     if (h->opts.model == CHK_MODEL_KV && v->kind != FL_JSON_STRING &&
         v->kind != FL_JSON_NULL)
-        return fl_input_error(msg, size, "the kv model needs string values; %s is %s",
-                   what, fl_json_kind_name(v->kind));
+        return fl_input_error(msg, size,
+                              "the kv model needs string values; %s is %s",
+                              what, fl_json_kind_name(v->kind));
     id = value_id(h, v);
     if (id == FL_EINPUT)
         return fl_input_error(msg, size,
-                   "%s must be null, an integer or a string, got %s", what,
-                   fl_json_kind_name(v->kind));
+                              "%s must be null, an integer or a string, got %s",
+                              what, fl_json_kind_name(v->kind));
     if (id < 0)
         return (int)id;
     *out = (uint32_t)id;
@@ -292,20 +293,22 @@ static int add_invoke(struct chk_lin_history *h, const struct fl_hist_event *ev,
             return rc;
     } else if (f == F_CAS) {
         if (ev->value.kind != FL_JSON_ARRAY || ev->value.u.array.count != 2)
-            return fl_input_error(msg, size, "a cas value must be [expected, new]");
+            return fl_input_error(msg, size,
+                                  "a cas value must be [expected, new]");
         rc = scalar_id(h, &ev->value.u.array.items[0], "the expected value",
                        msg, size, &op.arg);
         if (rc == 0)
-            rc = scalar_id(h, &ev->value.u.array.items[1], "the new value",
-                           msg, size, &op.arg2);
+            rc = scalar_id(h, &ev->value.u.array.items[1], "the new value", msg,
+                           size, &op.arg2);
         if (rc != 0)
             return rc;
     }
     slot = fl_map64_get(&h->open, (uint64_t)ev->process);
     if (slot != NULL && *slot != NO_OP)
-        return fl_input_error(msg, size, "process %lld invokes while another of its "
+        return fl_input_error(msg, size,
+                              "process %lld invokes while another of its "
                               "operations is open",
-                   (long long)ev->process);
+                              (long long)ev->process);
     rc = fl_vec_reserve((void **)&h->ops, &h->ops_cap, h->nops + 1,
                         sizeof(*h->ops), &h->budget);
     if (rc == 0)
@@ -335,12 +338,15 @@ static int add_completion(struct chk_lin_history *h,
     int rc;
 
     if (slot == NULL || *slot == NO_OP)
-        return fl_input_error(msg, size, "%s completion for process %lld, which has no "
+        return fl_input_error(msg, size,
+                              "%s completion for process %lld, which has no "
                               "open invocation",
-                   fl_hist_type_name(ev->type), (long long)ev->process);
+                              fl_hist_type_name(ev->type),
+                              (long long)ev->process);
     op = &h->ops[*slot];
     if (op->f != f)
-        return fl_input_error(msg, size, "completion f differs from its invocation's");
+        return fl_input_error(msg, size,
+                              "completion f differs from its invocation's");
     if ((f == F_READ || f == F_GET) && ev->type == FL_HIST_OK) {
         rc = scalar_id(h, &ev->value, "the value read", msg, size, &op->out);
         if (rc != 0)
@@ -362,31 +368,30 @@ int chk_lin_history_add(struct chk_lin_history *h,
     int keyed = ev->key.ptr != NULL;
 
     if (parse_f(h->opts.model, ev->f, &f) != 0) {
-        const char *expected = h->opts.model == CHK_MODEL_KV
-                                   ? "get, put or append"
-                               : h->opts.model == CHK_MODEL_REGISTER
-                                   ? "read or write"
-                                   : "read, write or cas";
+        const char *expected =
+            h->opts.model == CHK_MODEL_KV         ? "get, put or append"
+            : h->opts.model == CHK_MODEL_REGISTER ? "read or write"
+                                                  : "read, write or cas";
         return fl_input_error(msg, msg_size,
-                   "f \"%.*s\" is not an operation of the %s model "
-                   "(expected %s)",
-                   (int)(ev->f.len > 40 ? 40 : ev->f.len), ev->f.ptr,
-                   chk_model_name(h->opts.model), expected);
+                              "f \"%.*s\" is not an operation of the %s model "
+                              "(expected %s)",
+                              (int)(ev->f.len > 40 ? 40 : ev->f.len), ev->f.ptr,
+                              chk_model_name(h->opts.model), expected);
     }
     if (h->keyed < 0) {
         h->keyed = keyed;
         h->keyed_line = ev->line;
     } else if (h->keyed != keyed) {
-        return fl_input_error(msg, msg_size,
-                   "this operation %s a key but the one on line %llu %s; "
-                   "either every operation has a key or none has",
-                   keyed ? "has" : "lacks",
-                   (unsigned long long)h->keyed_line,
-                   h->keyed ? "has" : "lacks");
+        return fl_input_error(
+            msg, msg_size,
+            "this operation %s a key but the one on line %llu %s; "
+            "either every operation has a key or none has",
+            keyed ? "has" : "lacks", (unsigned long long)h->keyed_line,
+            h->keyed ? "has" : "lacks");
     }
     if (h->next_seq >= UINT32_MAX - 1)
         return fl_input_error(msg, msg_size, "history longer than %u events",
-                   UINT32_MAX - 2);
+                              UINT32_MAX - 2);
     if (keyed) {
         key = fl_strtab_intern(&h->keys, ev->key.ptr, ev->key.len);
         if (key < 0)
@@ -555,14 +560,14 @@ static int prepare_key(const struct chk_lin_history *h, const uint32_t *idx,
  * logarithmic number of queue operations per key.
  */
 #define FIRST_SLICE_STEPS 8192
-#define MAX_SLICE_STEPS (1u << 22)
+#define MAX_SLICE_STEPS   (1u << 22)
 
 enum stop_reason { STOP_NONE, STOP_DECIDED, STOP_BUDGET };
 
 struct task {
     uint32_t key;
     uint64_t slice;
-    size_t kept; /* operations left after pruning */
+    size_t kept;               /* operations left after pruning */
     struct wgl_search *search; /* NULL until first run */
 };
 
@@ -646,8 +651,7 @@ static int run_task(struct job *j, struct task *t,
         return rc;
     kr->verdict = (enum chk_verdict)rc;
     if (rc == CHK_UNKNOWN)
-        snprintf(kr->reason, sizeof(kr->reason), "%s",
-                 wgl_reason(t->search));
+        snprintf(kr->reason, sizeof(kr->reason), "%s", wgl_reason(t->search));
     else if (rc == CHK_INVALID && wgl_fill_invalid(t->search, kr) != 0)
         return -ENOMEM;
     return rc;
@@ -860,8 +864,8 @@ int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
     }
     if (h->opts.time_limit_s > 0 &&
         strcmp(res->reason, "time limit reached") == 0)
-        snprintf(res->reason, sizeof(res->reason),
-                 "time limit of %g s reached", h->opts.time_limit_s);
+        snprintf(res->reason, sizeof(res->reason), "time limit of %g s reached",
+                 h->opts.time_limit_s);
     if (strcmp(res->reason, "memory limit reached") == 0)
         snprintf(res->reason, sizeof(res->reason),
                  "memory limit of %lld MB reached",
@@ -1096,8 +1100,9 @@ void chk_lin_result_text(const struct chk_lin_history *h,
             nunknown++;
     }
     fl_buf_printf(b, "verdict: %s\n", chk_verdict_name(res->verdict));
-    fl_buf_printf(b, "model: %s, %zu operation%s, %zu key%s, %zu searched "
-                     "after pruning, %.1f ms\n",
+    fl_buf_printf(b,
+                  "model: %s, %zu operation%s, %zu key%s, %zu searched "
+                  "after pruning, %.1f ms\n",
                   chk_model_name(h->opts.model), res->ops,
                   res->ops == 1 ? "" : "s", res->keys,
                   res->keys == 1 ? "" : "s", res->searched,
@@ -1130,9 +1135,8 @@ void chk_lin_result_text(const struct chk_lin_history *h,
             fl_buf_printf(b, "\n  (%s)", kr->detail);
         fl_buf_printf(b, "\nlongest linearizable prefix: %zu operations",
                       kr->prefix_len);
-        size_t from = kr->prefix_len > TEXT_LIST_MAX
-                          ? kr->prefix_len - TEXT_LIST_MAX
-                          : 0;
+        size_t from =
+            kr->prefix_len > TEXT_LIST_MAX ? kr->prefix_len - TEXT_LIST_MAX : 0;
         fl_buf_adds(b, from > 0 ? ", the last of them:\n" : "\n");
         for (size_t k = from; k < kr->prefix_len; k++) {
             fl_buf_printf(b, "  %zu. ", k + 1);

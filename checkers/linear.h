@@ -82,9 +82,9 @@ const char *chk_verdict_name(enum chk_verdict v); /* "linearizable"... */
 /* One operation as recorded, for reports. */
 struct chk_lin_op {
     int64_t process;
-    int64_t index;          /* the invocation's index field, or -1 */
-    uint64_t invoke_line;   /* 0 for events that did not come from a file */
-    uint64_t complete_line; /* 0 when it never completed */
+    int64_t index;             /* the invocation's index field, or -1 */
+    uint64_t invoke_line;      /* 0 for events that did not come from a file */
+    uint64_t complete_line;    /* 0 when it never completed */
     enum fl_hist_type outcome; /* ok, fail or info; info if never completed */
     uint8_t f;                 /* internal operation code */
     int64_t key;               /* key id, -1 without a key */
@@ -99,16 +99,16 @@ struct chk_lin_key_result {
     size_t ops;      /* operations of this key */
     size_t searched; /* after pruning */
     /* For CHK_INVALID: */
-    uint32_t failed_op;    /* global operation number */
-    uint32_t *prefix;      /* longest linearizable prefix, in order */
+    uint32_t failed_op; /* global operation number */
+    uint32_t *prefix;   /* longest linearizable prefix, in order */
     size_t prefix_len;
-    uint32_t *concurrent;  /* operations overlapping failed_op */
+    uint32_t *concurrent; /* operations overlapping failed_op */
     size_t concurrent_len;
-    char **states;         /* model states (JSON) reachable before failed_op */
+    char **states; /* model states (JSON) reachable before failed_op */
     size_t states_len;
     bool states_truncated;
-    char detail[96];       /* an explanation when one is known, or "" */
-    char reason[160];      /* for CHK_UNKNOWN */
+    char detail[96];  /* an explanation when one is known, or "" */
+    char reason[160]; /* for CHK_UNKNOWN */
 };
 
 struct chk_lin_result {
@@ -116,8 +116,8 @@ struct chk_lin_result {
     char reason[200]; /* for CHK_UNKNOWN */
     size_t ops;       /* operations in the history */
     size_t keys;
-    size_t searched;  /* operations left after pruning */
-    size_t skipped;   /* keys left unchecked once the verdict was known */
+    size_t searched; /* operations left after pruning */
+    size_t skipped;  /* keys left unchecked once the verdict was known */
     int64_t elapsed_ns;
     /* Keys that are not valid, invalid ones first, in key order. */
     struct chk_lin_key_result *bad;

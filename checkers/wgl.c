@@ -110,13 +110,13 @@
 #include <string.h>
 
 #define MAX_REPORTED_STATES 16
-#define BUDGET_CHECK_EVERY 1024
-#define NO_RUN UINT32_MAX
+#define BUDGET_CHECK_EVERY  1024
+#define NO_RUN              UINT32_MAX
 /* The counted search may take this many steps, plus COUNTED_FACTOR times
  * the relaxed search's, before the exact search takes over. */
 #define COUNTED_BASE_STEPS (1u << 20)
-#define COUNTED_FACTOR 8
-#define UNOBSERVABLE (UINT32_MAX - 1) /* kv: no read can see this state */
+#define COUNTED_FACTOR     8
+#define UNOBSERVABLE       (UINT32_MAX - 1) /* kv: no read can see this state */
 
 /* One set of info operations used, for a cache key. */
 struct info_rec {
@@ -144,11 +144,11 @@ struct cache_slot {
 struct frame {
     uint32_t op;             /* the operation linearized */
     uint32_t entry;          /* its call entry; 0 for info operations */
-    uint32_t window_end; /* info steps: the first return entry then */
-    uint32_t candidate;  /* info steps: index among info_candidates */
+    uint32_t window_end;     /* info steps: the first return entry then */
+    uint32_t candidate;      /* info steps: index among info_candidates */
     uint32_t prev_state;     /* state before the operation */
     uint32_t prev_run_start; /* run start before the operation */
-    bool forced; /* a pure step: no alternative to try on backtrack */
+    bool forced;          /* a pure step: no alternative to try on backtrack */
     struct info_rec *rec; /* the configuration it entered */
 };
 
@@ -189,18 +189,18 @@ struct wgl_search {
     uint32_t *cls_size;
     uint32_t *info_op; /* info bit - first info bit -> operation */
     uint32_t ncls;
-    uint64_t *cls_order; /* scratch: candidate classes by member call */
-    bool has_append;    /* the key has append operations (kv model) */
+    uint64_t *cls_order;    /* scratch: candidate classes by member call */
+    bool has_append;        /* the key has append operations (kv model) */
     uint32_t *reads_by_ret; /* kv: required reads in return order */
     uint32_t nreads;
     uint32_t *read_pos;     /* kv: operation -> index in reads_by_ret */
     uint32_t read_hint;     /* reads_by_ret[0..hint) are linearized */
     uint32_t *puts_by_call; /* kv: puts, required or info, in call order */
     uint32_t nputs;
-    uint32_t *read_values;  /* kv: distinct values that reads returned */
+    uint32_t *read_values; /* kv: distinct values that reads returned */
     uint32_t nread_values;
     struct fl_map64 observable; /* kv: state -> 1 observable, 2 not */
-    bool relaxed;       /* info operations may be reused (see above) */
+    bool relaxed;               /* info operations may be reused (see above) */
     bool counted; /* exact moves, but the cache ignores info operations */
     uint64_t counted_until; /* s->steps at which the counted search ends */
 
@@ -300,8 +300,7 @@ static void value_json(const struct wgl_values *values, uint32_t id,
 }
 
 /* Returns the id of state ++ arg for the kv model, or a negative error. */
-static int64_t derive_append(struct wgl_values *v, uint32_t state,
-                             uint32_t arg)
+static int64_t derive_append(struct wgl_values *v, uint32_t state, uint32_t arg)
 {
     uint64_t key = (uint64_t)state << 32 | arg;
     uint64_t *slot = fl_map64_get(&v->appends, key);
@@ -658,8 +657,8 @@ static int advance(struct wgl_search *s, uint32_t op, uint32_t e,
     }
     if (!reuse)
         set_bit(s, op);
-    rc = cache_visit(s, config_hash(req_hash, next, run_start), next,
-                     run_start, &rec);
+    rc = cache_visit(s, config_hash(req_hash, next, run_start), next, run_start,
+                     &rec);
     if (rc <= 0) {
         if (!reuse)
             clear_bit(s, op);
@@ -719,10 +718,10 @@ static struct frame retreat(struct wgl_search *s)
  * UINT32_MAX when none is left. */
 static uint32_t class_member(const struct wgl_search *s, uint32_t c)
 {
-    uint32_t rank = s->relaxed && s->ops[s->info_op[s->cls_base[c]]].kind !=
-                                      WGL_APPEND
-                        ? 0
-                        : s->cls_next[c];
+    uint32_t rank =
+        s->relaxed && s->ops[s->info_op[s->cls_base[c]]].kind != WGL_APPEND
+            ? 0
+            : s->cls_next[c];
 
     if (rank >= s->cls_size[c])
         return UINT32_MAX;
@@ -983,8 +982,7 @@ static int setup(struct wgl_search *s)
     }
     s->req_words = (s->nreq + 63) / 64;
     s->info_words = (ninfo + 63) / 64;
-    s->last_req_mask =
-        s->nreq % 64 ? (1ULL << (s->nreq % 64)) - 1 : ~0ULL;
+    s->last_req_mask = s->nreq % 64 ? (1ULL << (s->nreq % 64)) - 1 : ~0ULL;
 
     /* Info operations: class by (kind, arg, arg2), ranked in call order,
      * with the bits of one class adjacent. */
@@ -1055,8 +1053,8 @@ static int setup(struct wgl_search *s)
         if (!s->ops[i].info)
             continue;
         s->info_op[cls_base[s->cls[i]] + s->rank[i]] = i;
-        s->bit[i] = (uint32_t)(s->req_words * 64) + cls_base[s->cls[i]] +
-                    s->rank[i];
+        s->bit[i] =
+            (uint32_t)(s->req_words * 64) + cls_base[s->cls[i]] + s->rank[i];
     }
     for (uint32_t i = 0; i < n; i++) {
         if (s->ops[i].info && s->ops[i].kind != WGL_APPEND)
@@ -1229,7 +1227,8 @@ static void restart(struct wgl_search *s, bool counted)
         retreat(s);
     s->relaxed = false;
     s->counted = counted;
-    s->counted_until = s->steps + COUNTED_BASE_STEPS + COUNTED_FACTOR * s->steps;
+    s->counted_until =
+        s->steps + COUNTED_BASE_STEPS + COUNTED_FACTOR * s->steps;
     free(s->slots);
     fl_budget_release(s->shared->budget, s->cap * sizeof(*s->slots));
     s->slots = NULL;
@@ -1254,8 +1253,7 @@ static int blame_dead_value(struct wgl_search *s)
     for (uint32_t v = 0; v < s->nvalues; v++) {
         if (!slot_dead(s, v) || s->slot_value[v] == s->state)
             continue;
-        for (uint32_t k = s->needer_start[v]; k < s->needer_start[v + 1];
-             k++) {
+        for (uint32_t k = s->needer_start[v]; k < s->needer_start[v + 1]; k++) {
             uint32_t op = s->needers[k];
             uint32_t b = s->bit[op];
             if (!((s->bits[b / 64] >> (b % 64)) & 1))

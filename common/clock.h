@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define FL_NSEC_PER_MSEC INT64_C(1000000)
-#define FL_NSEC_PER_SEC INT64_C(1000000000)
+#define FL_NSEC_PER_SEC  INT64_C(1000000000)
 
 /* Returns CLOCK_MONOTONIC in nanoseconds. */
 int64_t fl_clock_now_ns(void);

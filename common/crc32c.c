@@ -23,8 +23,8 @@ static void build_tables(void)
     }
     for (uint32_t i = 0; i < 256; i++) {
         for (int t = 1; t < 8; t++)
-            table[t][i] = (table[t - 1][i] >> 8) ^
-                          table[0][table[t - 1][i] & 0xff];
+            table[t][i] =
+                (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
     }
 }
 

@@ -21,7 +21,8 @@ const char *fl_strerror(int code)
         break;
     }
     if (code < 0 && code > -4096)
-        return strerrordesc_np(-code) ? strerrordesc_np(-code) : "unknown errno";
+        return strerrordesc_np(-code) ? strerrordesc_np(-code)
+                                      : "unknown errno";
     return "unknown error code";
 }
 

@@ -54,8 +54,8 @@ void fl_map64_destroy(struct fl_map64 *m)
     fl_map64_init(m, m->budget);
 }
 
-static struct fl_map64_slot *map64_find(struct fl_map64_slot *slots,
-                                        size_t cap, uint64_t key)
+static struct fl_map64_slot *map64_find(struct fl_map64_slot *slots, size_t cap,
+                                        uint64_t key)
 {
     size_t mask = cap - 1;
     size_t i = fl_hash_u64(key) & mask;
@@ -145,9 +145,8 @@ void fl_strtab_destroy(struct fl_strtab *t)
     t->count = 0;
 }
 
-static struct fl_strtab_slot *strtab_find(const struct fl_strtab *t,
-                                          uint64_t hash, const char *s,
-                                          size_t len)
+static struct fl_strtab_slot *
+strtab_find(const struct fl_strtab *t, uint64_t hash, const char *s, size_t len)
 {
     size_t mask = t->cap - 1;
     size_t i = hash & mask;

@@ -96,46 +96,50 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
         return 0;
     case F_READ:
         if (invoke && v->kind != FL_JSON_NULL)
-            return fl_input_error(msg, size,
-                       "a %.*s invocation must carry a null value, got %s",
-                       flen, f, fl_json_kind_name(v->kind));
+            return fl_input_error(
+                msg, size, "a %.*s invocation must carry a null value, got %s",
+                flen, f, fl_json_kind_name(v->kind));
         if (!is_register_value(v))
-            return fl_input_error(msg, size,
-                       "a %.*s result must be null, an integer or a string, "
-                       "got %s",
-                       flen, f, fl_json_kind_name(v->kind));
+            return fl_input_error(
+                msg, size,
+                "a %.*s result must be null, an integer or a string, "
+                "got %s",
+                flen, f, fl_json_kind_name(v->kind));
         return 0;
     case F_WRITE:
         if (invoke && !ev->has_value)
-            return fl_input_error(msg, size, "a write invocation needs a value");
-        if (!is_register_value(v))
             return fl_input_error(msg, size,
-                       "a write value must be an integer, a string or null, "
-                       "got %s",
-                       fl_json_kind_name(v->kind));
+                                  "a write invocation needs a value");
+        if (!is_register_value(v))
+            return fl_input_error(
+                msg, size,
+                "a write value must be an integer, a string or null, "
+                "got %s",
+                fl_json_kind_name(v->kind));
         return 0;
     case F_CAS:
         if (!invoke && !ev->has_value)
             return 0;
         if (v->kind != FL_JSON_ARRAY || v->u.array.count != 2)
-            return fl_input_error(msg, size,
-                       "a cas value must be an array [expected, new], got %s",
-                       v->kind == FL_JSON_ARRAY ? "an array of another length"
-                                                : fl_json_kind_name(v->kind));
+            return fl_input_error(
+                msg, size,
+                "a cas value must be an array [expected, new], got %s",
+                v->kind == FL_JSON_ARRAY ? "an array of another length"
+                                         : fl_json_kind_name(v->kind));
         if (!is_register_value(&v->u.array.items[0]) ||
             !is_register_value(&v->u.array.items[1]))
-            return fl_input_error(msg, size,
-                       "cas [expected, new] must hold integers, strings or "
-                       "nulls");
+            return fl_input_error(
+                msg, size,
+                "cas [expected, new] must hold integers, strings or "
+                "nulls");
         return 0;
     case F_PUT:
         if (!invoke && !ev->has_value)
             return 0;
         if (v->kind != FL_JSON_STRING)
-            return fl_input_error(msg, size,
-                       "%s %.*s value must be a string, got %s",
-                       f[0] == 'a' ? "an" : "a", flen, f,
-                       fl_json_kind_name(v->kind));
+            return fl_input_error(
+                msg, size, "%s %.*s value must be a string, got %s",
+                f[0] == 'a' ? "an" : "a", flen, f, fl_json_kind_name(v->kind));
         return 0;
     }
     return 0;
@@ -152,20 +156,24 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
     int rc;
 
     if (ev->time < 0)
-        return fl_input_error(msg, msg_size, "time must not be negative, got %lld",
-                   (long long)ev->time);
+        return fl_input_error(msg, msg_size,
+                              "time must not be negative, got %lld",
+                              (long long)ev->time);
     if (t->have_last && ev->time < t->last_time)
-        return fl_input_error(msg, msg_size,
-                   "time %lld is earlier than the previous event's time %lld; "
-                   "events must be in real-time order",
-                   (long long)ev->time, (long long)t->last_time);
+        return fl_input_error(
+            msg, msg_size,
+            "time %lld is earlier than the previous event's time %lld; "
+            "events must be in real-time order",
+            (long long)ev->time, (long long)t->last_time);
     if (ev->index >= 0 && t->last_index >= 0 && ev->index <= t->last_index)
-        return fl_input_error(msg, msg_size,
-                   "index %lld is not greater than the previous index %lld",
-                   (long long)ev->index, (long long)t->last_index);
+        return fl_input_error(
+            msg, msg_size,
+            "index %lld is not greater than the previous index %lld",
+            (long long)ev->index, (long long)t->last_index);
     if (ev->process < 0)
-        return fl_input_error(msg, msg_size, "process must not be negative, got %lld",
-                   (long long)ev->process);
+        return fl_input_error(msg, msg_size,
+                              "process must not be negative, got %lld",
+                              (long long)ev->process);
     if (ev->f.ptr == NULL || ev->f.len == 0)
         return fl_input_error(msg, msg_size, "f must be a non-empty string");
     rc = check_shape(ev, msg, msg_size);
@@ -186,25 +194,25 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
 
     if (ev->type == FL_HIST_INVOKE) {
         if (p != NULL && p->state == PROC_OPEN)
-            return fl_input_error(msg, msg_size,
-                       "process %lld invokes while its invocation on line "
-                       "%llu is still open",
-                       (long long)ev->process,
-                       (unsigned long long)p->invoke_line);
+            return fl_input_error(
+                msg, msg_size,
+                "process %lld invokes while its invocation on line "
+                "%llu is still open",
+                (long long)ev->process, (unsigned long long)p->invoke_line);
         if (p != NULL && p->state == PROC_CRASHED)
-            return fl_input_error(msg, msg_size,
-                       "process %lld invokes after its operation ended in "
-                       "info on line %llu; a process with an unknown outcome "
-                       "must continue under a new process number",
-                       (long long)ev->process,
-                       (unsigned long long)p->invoke_line);
+            return fl_input_error(
+                msg, msg_size,
+                "process %lld invokes after its operation ended in "
+                "info on line %llu; a process with an unknown outcome "
+                "must continue under a new process number",
+                (long long)ev->process, (unsigned long long)p->invoke_line);
         if (p == NULL) {
             rc = fl_vec_reserve((void **)&t->slots, &t->slots_cap,
                                 t->nslots + 1, sizeof(*t->slots), t->budget);
             if (rc != 0)
                 return rc;
-            slot_index = fl_map64_put(&t->procs, (uint64_t)ev->process,
-                                      &inserted);
+            slot_index =
+                fl_map64_put(&t->procs, (uint64_t)ev->process, &inserted);
             if (slot_index == NULL)
                 return t->budget && t->budget->limit ? FL_EBUDGET : -ENOMEM;
             *slot_index = t->nslots;
@@ -221,29 +229,33 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
     } else {
         enum known_f kind = classify(ev->f);
         if (p == NULL || p->state != PROC_OPEN)
-            return fl_input_error(msg, msg_size,
-                       "%s completion for process %lld, which has no open "
-                       "invocation",
-                       fl_hist_type_name(ev->type), (long long)ev->process);
+            return fl_input_error(
+                msg, msg_size,
+                "%s completion for process %lld, which has no open "
+                "invocation",
+                fl_hist_type_name(ev->type), (long long)ev->process);
         if (p->f_id != (uint32_t)f_id) {
             struct fl_str want = fl_strtab_get(&t->names, p->f_id);
-            return fl_input_error(msg, msg_size,
-                       "completion f \"%.*s\" differs from f \"%.*s\" of the "
-                       "open invocation on line %llu",
-                       (int)ev->f.len, ev->f.ptr, (int)want.len, want.ptr,
-                       (unsigned long long)p->invoke_line);
+            return fl_input_error(
+                msg, msg_size,
+                "completion f \"%.*s\" differs from f \"%.*s\" of the "
+                "open invocation on line %llu",
+                (int)ev->f.len, ev->f.ptr, (int)want.len, want.ptr,
+                (unsigned long long)p->invoke_line);
         }
         if (p->key_id != key_id)
-            return fl_input_error(msg, msg_size,
-                       "completion key differs from the key of the open "
-                       "invocation on line %llu",
-                       (unsigned long long)p->invoke_line);
+            return fl_input_error(
+                msg, msg_size,
+                "completion key differs from the key of the open "
+                "invocation on line %llu",
+                (unsigned long long)p->invoke_line);
         if ((kind == F_WRITE || kind == F_CAS || kind == F_PUT) &&
             ev->has_value && p->value_hash != fl_json_hash(&ev->value))
-            return fl_input_error(msg, msg_size,
-                       "completion value differs from the value of the "
-                       "invocation on line %llu",
-                       (unsigned long long)p->invoke_line);
+            return fl_input_error(
+                msg, msg_size,
+                "completion value differs from the value of the "
+                "invocation on line %llu",
+                (unsigned long long)p->invoke_line);
         ev->invoke_line = p->invoke_line;
         p->state = ev->type == FL_HIST_INFO ? PROC_CRASHED : PROC_IDLE;
         if (ev->type == FL_HIST_INFO)
@@ -270,7 +282,7 @@ struct fl_hist_reader {
     const char *mem;
     size_t mem_len;
     uint64_t line;
-    int rc; /* sticky error */
+    int rc;                /* sticky error */
     struct fl_arena arena; /* one line's parsed values */
     struct fl_hist_tracker tracker;
     struct fl_budget *budget;
@@ -699,8 +711,9 @@ int fl_hist_writer_stream(struct fl_hist_writer **out, FILE *stream)
 
 void fl_hist_format(struct fl_buf *b, const struct fl_hist_event *ev)
 {
-    fl_buf_printf(b, "{\"index\":%lld,\"time\":%lld,\"process\":%lld,"
-                     "\"type\":\"%s\",\"f\":",
+    fl_buf_printf(b,
+                  "{\"index\":%lld,\"time\":%lld,\"process\":%lld,"
+                  "\"type\":\"%s\",\"f\":",
                   (long long)ev->index, (long long)ev->time,
                   (long long)ev->process, fl_hist_type_name(ev->type));
     fl_buf_add_json_string(b, ev->f.ptr, ev->f.len);

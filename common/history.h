@@ -50,7 +50,7 @@ enum fl_hist_type {
 const char *fl_hist_type_name(enum fl_hist_type type);
 
 struct fl_hist_event {
-    int64_t index;   /* -1 when absent */
+    int64_t index; /* -1 when absent */
     int64_t time;
     int64_t process;
     enum fl_hist_type type;

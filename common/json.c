@@ -49,9 +49,8 @@ static int fail_alloc(struct parser *ps)
 
 static void skip_ws(struct parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' ||
-            *ps->p == '\r'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' ||
+                               *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
 }
 
@@ -170,8 +169,8 @@ static int parse_string(struct parser *ps, struct fl_str *out)
             q += q + 1 < ps->end && (unsigned char)q[1] < 0x80 ? 2 : 1;
             continue;
         }
-        size_t step = utf8_len((const unsigned char *)q,
-                               (const unsigned char *)ps->end);
+        size_t step =
+            utf8_len((const unsigned char *)q, (const unsigned char *)ps->end);
         if (step == 0) {
             ps->p = q;
             return fail(ps, "invalid UTF-8 in string");
@@ -372,7 +371,8 @@ static int parse_array(struct parser *ps, struct fl_json *out)
     }
     count = ps->stack_len - base;
     out->kind = FL_JSON_ARRAY;
-    out->u.array.items = fl_arena_alloc(ps->arena, count * sizeof(struct fl_json));
+    out->u.array.items =
+        fl_arena_alloc(ps->arena, count * sizeof(struct fl_json));
     if (out->u.array.items == NULL)
         return fail_alloc(ps);
     for (size_t i = 0; i < count; i++)
@@ -503,8 +503,7 @@ int fl_json_parse(struct fl_arena *arena, const char *text, size_t len,
     return ps.rc;
 }
 
-const struct fl_json *fl_json_get(const struct fl_json *object,
-                                  const char *key)
+const struct fl_json *fl_json_get(const struct fl_json *object, const char *key)
 {
     if (object->kind != FL_JSON_OBJECT)
         return NULL;

@@ -90,8 +90,8 @@ char *fl_log_quote(char *buf, size_t size, const char *s)
 }
 
 /* Writes one line; fields is preformatted key=value text or NULL. */
-static void log_line(enum fl_log_level level, const char *comp,
-                     const char *msg, const char *fields)
+static void log_line(enum fl_log_level level, const char *comp, const char *msg,
+                     const char *fields)
 {
     char line[2048];
     char quoted[1024];
@@ -105,8 +105,8 @@ static void log_line(enum fl_log_level level, const char *comp,
     gmtime_r(&now.tv_sec, &tm);
     n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
     w = snprintf(line + n, sizeof(line) - n,
-                 ".%03ldZ level=%s comp=%s msg=%s%s%s",
-                 now.tv_nsec / 1000000L, level_names[level], comp,
+                 ".%03ldZ level=%s comp=%s msg=%s%s%s", now.tv_nsec / 1000000L,
+                 level_names[level], comp,
                  fl_log_quote(quoted, sizeof(quoted), msg),
                  fields && *fields ? " " : "", fields ? fields : "");
     if (w > 0)

@@ -40,8 +40,7 @@ void fl_log_set_stream(FILE *stream);
  * text after msg. Use the macros below instead.
  */
 void fl__log(enum fl_log_level level, const char *comp, const char *msg,
-             const char *fields, ...)
-    __attribute__((format(printf, 4, 5)));
+             const char *fields, ...) __attribute__((format(printf, 4, 5)));
 
 /* Formats one logfmt line with no extra fields. */
 void fl__log_msg(enum fl_log_level level, const char *comp, const char *msg);
@@ -59,10 +58,14 @@ char *fl_log_quote(char *buf, size_t size, const char *s);
             fl__log((level), (comp), (msg), __VA_ARGS__);                      \
     } while (0)
 
-#define FL_LOG_DEBUGF(comp, msg, ...) FL__LOG(FL_LOG_DEBUG, comp, msg, __VA_ARGS__)
-#define FL_LOG_INFOF(comp, msg, ...) FL__LOG(FL_LOG_INFO, comp, msg, __VA_ARGS__)
-#define FL_LOG_WARNF(comp, msg, ...) FL__LOG(FL_LOG_WARN, comp, msg, __VA_ARGS__)
-#define FL_LOG_ERRORF(comp, msg, ...) FL__LOG(FL_LOG_ERROR, comp, msg, __VA_ARGS__)
+#define FL_LOG_DEBUGF(comp, msg, ...)                                          \
+    FL__LOG(FL_LOG_DEBUG, comp, msg, __VA_ARGS__)
+#define FL_LOG_INFOF(comp, msg, ...)                                           \
+    FL__LOG(FL_LOG_INFO, comp, msg, __VA_ARGS__)
+#define FL_LOG_WARNF(comp, msg, ...)                                           \
+    FL__LOG(FL_LOG_WARN, comp, msg, __VA_ARGS__)
+#define FL_LOG_ERRORF(comp, msg, ...)                                          \
+    FL__LOG(FL_LOG_ERROR, comp, msg, __VA_ARGS__)
 
 #define FL__LOG_MSG(level, comp, msg)                                          \
     do {                                                                       \
@@ -71,8 +74,8 @@ char *fl_log_quote(char *buf, size_t size, const char *s);
     } while (0)
 
 #define FL_LOG_DEBUG_MSG(comp, msg) FL__LOG_MSG(FL_LOG_DEBUG, comp, msg)
-#define FL_LOG_INFO_MSG(comp, msg) FL__LOG_MSG(FL_LOG_INFO, comp, msg)
-#define FL_LOG_WARN_MSG(comp, msg) FL__LOG_MSG(FL_LOG_WARN, comp, msg)
+#define FL_LOG_INFO_MSG(comp, msg)  FL__LOG_MSG(FL_LOG_INFO, comp, msg)
+#define FL_LOG_WARN_MSG(comp, msg)  FL__LOG_MSG(FL_LOG_WARN, comp, msg)
 #define FL_LOG_ERROR_MSG(comp, msg) FL__LOG_MSG(FL_LOG_ERROR, comp, msg)
 
 #endif

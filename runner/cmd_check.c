@@ -272,8 +272,8 @@ int run_cmd_check(int argc, char **argv)
             }
             break;
         case OPT_TIME_LIMIT:
-            if (run_parse_double("check", "--time-limit", optarg, 0, 1e9,
-                                 &d) != 0)
+            if (run_parse_double("check", "--time-limit", optarg, 0, 1e9, &d) !=
+                0)
                 goto out;
             o.time_limit_s = d;
             break;
@@ -306,8 +306,8 @@ int run_cmd_check(int argc, char **argv)
                                  argv[optind - 1]);
             goto out;
         default:
-            rc = run_usage_error("check", "unknown option %s",
-                                 argv[optind - 1]);
+            rc =
+                run_usage_error("check", "unknown option %s", argv[optind - 1]);
             goto out;
         }
     }
@@ -326,8 +326,7 @@ int run_cmd_check(int argc, char **argv)
                                           : "expected one history file");
         goto out;
     }
-    if (o.model == CHK_MODEL_KV && o.has_init &&
-        o.init.kind == FL_JSON_INT) {
+    if (o.model == CHK_MODEL_KV && o.has_init && o.init.kind == FL_JSON_INT) {
         rc = run_usage_error("check", "--init for the kv model must be a "
                                       "string or null");
         goto out;

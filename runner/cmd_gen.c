@@ -57,8 +57,7 @@ static int write_history(const struct wl_gen_options *g, const char *path,
                   : fl_hist_writer_stream(&w, stdout);
 
     if (rc != 0) {
-        snprintf(err, err_size, "cannot create %s: %s", path,
-                 fl_strerror(rc));
+        snprintf(err, err_size, "cannot create %s: %s", path, fl_strerror(rc));
         return rc;
     }
     rc = wl_gen_history(g, emit_line, w);
@@ -238,8 +237,7 @@ int run_cmd_gen(int argc, char **argv)
             g.keyed = true;
             break;
         case OPT_PROCESSES:
-            if (run_parse_u64("gen", "--processes", optarg, 1, 100000, &u) !=
-                0)
+            if (run_parse_u64("gen", "--processes", optarg, 1, 100000, &u) != 0)
                 return RUN_EXIT_USAGE;
             g.processes = (size_t)u;
             break;
@@ -249,8 +247,8 @@ int run_cmd_gen(int argc, char **argv)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_VALUES:
-            if (run_parse_u64("gen", "--values", optarg, 1,
-                              UINT64_C(1) << 40, &u) != 0)
+            if (run_parse_u64("gen", "--values", optarg, 1, UINT64_C(1) << 40,
+                              &u) != 0)
                 return RUN_EXIT_USAGE;
             g.values = (int64_t)u;
             break;
@@ -260,8 +258,7 @@ int run_cmd_gen(int argc, char **argv)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_SEED:
-            if (run_parse_u64("gen", "--seed", optarg, 0, UINT64_MAX, &u) !=
-                0)
+            if (run_parse_u64("gen", "--seed", optarg, 0, UINT64_MAX, &u) != 0)
                 return RUN_EXIT_USAGE;
             g.seed = u;
             break;

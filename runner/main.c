@@ -12,8 +12,7 @@
 #endif
 
 static const struct run_command commands[] = {
-    {"check", run_cmd_check,
-     "check a recorded history for linearizability"},
+    {"check", run_cmd_check, "check a recorded history for linearizability"},
     {"gen", run_cmd_gen,
      "generate a synthetic history that is linearizable by construction"},
 };

@@ -34,7 +34,7 @@ struct entry {
 };
 
 static const char *const ignored_fields[] = {
-    "source", "ops", "time_field", "note", "dropped_non_client_entries",
+    "source",       "ops", "time_field", "note", "dropped_non_client_entries",
     "duplicate_of",
 };
 
@@ -106,8 +106,8 @@ static int string_field(const char *manifest, int i, const char *file,
                         const cJSON *item, const char **out)
 {
     if (!cJSON_IsString(item))
-        return entry_error(manifest, i, file,
-                           "field \"%s\" must be a string", item->string);
+        return entry_error(manifest, i, file, "field \"%s\" must be a string",
+                           item->string);
     *out = item->valuestring;
     return 0;
 }
@@ -167,12 +167,13 @@ static int parse_entry(const char *manifest, const char *dir, int i,
                 e->o.init.kind = FL_JSON_NULL;
             } else if (cJSON_IsString(m)) {
                 e->o.init.kind = FL_JSON_STRING;
-                e->o.init.u.s.ptr = fl_arena_strndup(
-                    &e->arena, m->valuestring, strlen(m->valuestring));
+                e->o.init.u.s.ptr = fl_arena_strndup(&e->arena, m->valuestring,
+                                                     strlen(m->valuestring));
                 e->o.init.u.s.len = strlen(m->valuestring);
                 if (e->o.init.u.s.ptr == NULL)
                     return RUN_EXIT_INFRA;
-            } else if (cJSON_IsNumber(m) && m->valuedouble == (double)(int64_t)m->valuedouble) {
+            } else if (cJSON_IsNumber(m) &&
+                       m->valuedouble == (double)(int64_t)m->valuedouble) {
                 e->o.init.kind = FL_JSON_INT;
                 e->o.init.u.i = (int64_t)m->valuedouble;
             } else {
@@ -203,15 +204,14 @@ static int parse_entry(const char *manifest, const char *dir, int i,
                  k < sizeof(ignored_fields) / sizeof(ignored_fields[0]); k++)
                 known |= strcmp(name, ignored_fields[k]) == 0;
             if (!known)
-                return entry_error(manifest, i, e->file,
-                                   "unknown field \"%s\"", name);
+                return entry_error(manifest, i, e->file, "unknown field \"%s\"",
+                                   name);
         }
     }
     if (!have_model)
         return entry_error(manifest, i, e->file, "missing field \"model\"");
     if (!have_expected)
-        return entry_error(manifest, i, e->file,
-                           "missing field \"expected\"");
+        return entry_error(manifest, i, e->file, "missing field \"expected\"");
     return 0;
 }
 

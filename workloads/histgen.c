@@ -36,12 +36,12 @@ struct slot {
     bool busy;
     uint8_t f;
     uint32_t key;
-    bool crash;     /* completes as info */
-    bool apply;     /* for crashes: whether it takes effect */
-    bool cas_ok;    /* decided at the effect */
-    int64_t a;      /* write value, cas expected */
-    int64_t b;      /* cas new */
-    char text[48];  /* kv put/append argument */
+    bool crash;    /* completes as info */
+    bool apply;    /* for crashes: whether it takes effect */
+    bool cas_ok;   /* decided at the effect */
+    int64_t a;     /* write value, cas expected */
+    int64_t b;     /* cas new */
+    char text[48]; /* kv put/append argument */
     int64_t read_int;
     bool read_null;
     char *read_text; /* kv get result, malloc'd */
@@ -347,8 +347,8 @@ int wl_gen_history(const struct wl_gen_options *o,
     g.corrupt_after = o->ops / 4 + (size_t)fl_rng_below(&g.rng, o->ops / 2 + 1);
     for (size_t i = 0; i < o->processes; i++) {
         g.slots[i].process = (int64_t)i;
-        rc = heap_push(&g, 1 + (int64_t)fl_rng_below(&g.rng, 1000),
-                       (uint32_t)i, EV_INVOKE);
+        rc = heap_push(&g, 1 + (int64_t)fl_rng_below(&g.rng, 1000), (uint32_t)i,
+                       EV_INVOKE);
         if (rc != 0)
             goto out;
     }
@@ -359,7 +359,8 @@ int wl_gen_history(const struct wl_gen_options *o,
         struct slot *s = &g.slots[t.slot];
         /* Operations last 2 us to 2 ms; the effect falls strictly inside. */
         int64_t duration = 2000 + (int64_t)fl_rng_below(&g.rng, 2000000);
-        int64_t effect = 1 + (int64_t)fl_rng_below(&g.rng, (uint64_t)duration - 1);
+        int64_t effect =
+            1 + (int64_t)fl_rng_below(&g.rng, (uint64_t)duration - 1);
 
         switch ((enum ev_kind)t.kind) {
         case EV_INVOKE:
@@ -384,9 +385,9 @@ int wl_gen_history(const struct wl_gen_options *o,
             if (type == FL_HIST_INFO)
                 s->process = g.next_process++;
             if (rc == 0 && g.invoked < o->ops)
-                rc = heap_push(&g, t.time + 1 +
-                                       (int64_t)fl_rng_below(&g.rng, 500000),
-                               t.slot, EV_INVOKE);
+                rc = heap_push(
+                    &g, t.time + 1 + (int64_t)fl_rng_below(&g.rng, 500000),
+                    t.slot, EV_INVOKE);
             break;
         }
         }

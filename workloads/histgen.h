@@ -31,14 +31,14 @@ enum wl_gen_model {
 struct wl_gen_options {
     enum wl_gen_model model;
     uint64_t seed;
-    size_t ops;          /* invocations to generate */
-    size_t keys;         /* keys k0..k{keys-1}; 1 key means no key field for
-                            registers unless keyed is set */
+    size_t ops;  /* invocations to generate */
+    size_t keys; /* keys k0..k{keys-1}; 1 key means no key field for
+                    registers unless keyed is set */
     bool keyed;
-    size_t processes;    /* concurrent clients */
-    double crash_rate;   /* share of operations that end in info */
-    int64_t values;      /* register writes draw from [0, values) */
-    double read_ratio;   /* share of reads; the rest are updates */
+    size_t processes;  /* concurrent clients */
+    double crash_rate; /* share of operations that end in info */
+    int64_t values;    /* register writes draw from [0, values) */
+    double read_ratio; /* share of reads; the rest are updates */
     bool corrupt;
 };
 

@@ -40,11 +40,12 @@ static char *jsonl(const char *const *lines)
             cap *= 2;
             out = realloc(out, cap);
         }
-        len += (size_t)snprintf(out + len, cap - len,
-                                "{\"process\":%d,\"type\":\"%s\",\"f\":\"%s\","
-                                "\"value\":%s,\"time\":%d%s%s%s}\n",
-                                p, type, f, value, i, n == 5 ? ",\"key\":\"" : "",
-                                n == 5 ? key : "", n == 5 ? "\"" : "");
+        len +=
+            (size_t)snprintf(out + len, cap - len,
+                             "{\"process\":%d,\"type\":\"%s\",\"f\":\"%s\","
+                             "\"value\":%s,\"time\":%d%s%s%s}\n",
+                             p, type, f, value, i, n == 5 ? ",\"key\":\"" : "",
+                             n == 5 ? key : "", n == 5 ? "\"" : "");
     }
     out[len] = '\0';
     return out;
@@ -64,9 +65,8 @@ static enum chk_verdict check_with(const struct chk_lin_options *o,
     char msg[256];
     int rc;
 
-    ck_assert_int_eq(fl_hist_reader_open_mem(&r, "test", text, strlen(text),
-                                             NULL),
-                     0);
+    ck_assert_int_eq(
+        fl_hist_reader_open_mem(&r, "test", text, strlen(text), NULL), 0);
     ck_assert_int_eq(chk_lin_history_new(&h, o), 0);
     while ((rc = fl_hist_reader_next(r, &ev)) == 1) {
         rc = chk_lin_history_add(h, &ev, msg, sizeof(msg));
@@ -104,39 +104,51 @@ static enum chk_verdict check_reg(const char *const *lines)
 
 START_TEST(test_register_sequential_valid)
 {
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "1 invoke read null", "1 ok read 1",
-                       "0 invoke write 2", "0 ok write 2",
-                       "1 invoke read null", "1 ok read 2", NULL};
+    const char *h[] = {
+        "0 invoke write 1",   "0 ok write 1",     "1 invoke read null",
+        "1 ok read 1",        "0 invoke write 2", "0 ok write 2",
+        "1 invoke read null", "1 ok read 2",      NULL};
     ck_assert_int_eq(check_reg(h), CHK_VALID);
 }
 END_TEST
 
 START_TEST(test_register_stale_read_invalid)
 {
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "0 invoke write 2", "0 ok write 2",
-                       "1 invoke read null", "1 ok read 1", NULL};
+    const char *h[] = {"0 invoke write 1",
+                       "0 ok write 1",
+                       "0 invoke write 2",
+                       "0 ok write 2",
+                       "1 invoke read null",
+                       "1 ok read 1",
+                       NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
 }
 END_TEST
 
 START_TEST(test_register_read_never_written_invalid)
 {
-    const char *h[] = {"0 invoke write 1", "1 invoke read null",
-                       "0 ok write 1", "1 ok read 7", NULL};
+    const char *h[] = {"0 invoke write 1", "1 invoke read null", "0 ok write 1",
+                       "1 ok read 7", NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
 }
 END_TEST
 
 START_TEST(test_register_concurrent_read_either_value)
 {
-    const char *old[] = {"0 invoke write 1", "0 ok write 1",
-                         "0 invoke write 2", "1 invoke read null",
-                         "1 ok read 1", "0 ok write 2", NULL};
-    const char *fresh[] = {"0 invoke write 1", "0 ok write 1",
-                           "0 invoke write 2", "1 invoke read null",
-                           "1 ok read 2", "0 ok write 2", NULL};
+    const char *old[] = {"0 invoke write 1",
+                         "0 ok write 1",
+                         "0 invoke write 2",
+                         "1 invoke read null",
+                         "1 ok read 1",
+                         "0 ok write 2",
+                         NULL};
+    const char *fresh[] = {"0 invoke write 1",
+                           "0 ok write 1",
+                           "0 invoke write 2",
+                           "1 invoke read null",
+                           "1 ok read 2",
+                           "0 ok write 2",
+                           NULL};
     ck_assert_int_eq(check_reg(old), CHK_VALID);
     ck_assert_int_eq(check_reg(fresh), CHK_VALID);
 }
@@ -170,8 +182,8 @@ START_TEST(test_register_read_null_unknown)
 {
     /* Under "value" the null read sees the empty register after a write;
      * under "unknown" it was simply not recorded. */
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "1 invoke read null", "1 ok read null", NULL};
+    const char *h[] = {"0 invoke write 1", "0 ok write 1", "1 invoke read null",
+                       "1 ok read null", NULL};
     struct chk_lin_options o = opts(CHK_MODEL_REGISTER);
 
     ck_assert_int_eq(check_with(&o, h, NULL, NULL), CHK_INVALID);
@@ -183,10 +195,10 @@ END_TEST
 START_TEST(test_register_info_write_may_apply_late)
 {
     /* The info write can take effect after its own completion line. */
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "1 invoke write 2", "1 info write 2",
-                       "2 invoke read null", "2 ok read 1",
-                       "3 invoke read null", "3 ok read 2", NULL};
+    const char *h[] = {
+        "0 invoke write 1",   "0 ok write 1",       "1 invoke write 2",
+        "1 info write 2",     "2 invoke read null", "2 ok read 1",
+        "3 invoke read null", "3 ok read 2",        NULL};
     ck_assert_int_eq(check_reg(h), CHK_VALID);
 }
 END_TEST
@@ -194,44 +206,52 @@ END_TEST
 START_TEST(test_register_info_write_once)
 {
     /* One info write cannot explain two separate appearances of 2. */
-    const char *h[] = {"1 invoke write 2", "1 info write 2",
-                       "2 invoke read null", "2 ok read 2",
-                       "0 invoke write 1", "0 ok write 1",
-                       "3 invoke read null", "3 ok read 2", NULL};
+    const char *h[] = {
+        "1 invoke write 2",   "1 info write 2",   "2 invoke read null",
+        "2 ok read 2",        "0 invoke write 1", "0 ok write 1",
+        "3 invoke read null", "3 ok read 2",      NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
 }
 END_TEST
 
 START_TEST(test_register_info_not_before_invoke)
 {
-    const char *h[] = {"2 invoke read null", "2 ok read 2",
-                       "1 invoke write 2", "1 info write 2", NULL};
+    const char *h[] = {"2 invoke read null", "2 ok read 2", "1 invoke write 2",
+                       "1 info write 2", NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
 }
 END_TEST
 
 START_TEST(test_register_open_invocation_is_info)
 {
-    const char *h[] = {"1 invoke write 2", "2 invoke read null",
-                       "2 ok read 2", NULL};
+    const char *h[] = {"1 invoke write 2", "2 invoke read null", "2 ok read 2",
+                       NULL};
     ck_assert_int_eq(check_reg(h), CHK_VALID);
 }
 END_TEST
 
 START_TEST(test_register_failed_write_ignored)
 {
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "1 invoke write 2", "1 fail write 2",
-                       "2 invoke read null", "2 ok read 2", NULL};
+    const char *h[] = {"0 invoke write 1",
+                       "0 ok write 1",
+                       "1 invoke write 2",
+                       "1 fail write 2",
+                       "2 invoke read null",
+                       "2 ok read 2",
+                       NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
 }
 END_TEST
 
 START_TEST(test_register_cas_success_and_chain)
 {
-    const char *ok[] = {"0 invoke write 1", "0 ok write 1",
-                        "1 invoke cas [1,2]", "1 ok cas [1,2]",
-                        "2 invoke read null", "2 ok read 2", NULL};
+    const char *ok[] = {"0 invoke write 1",
+                        "0 ok write 1",
+                        "1 invoke cas [1,2]",
+                        "1 ok cas [1,2]",
+                        "2 invoke read null",
+                        "2 ok read 2",
+                        NULL};
     const char *bad[] = {"0 invoke write 1", "0 ok write 1",
                          "1 invoke cas [3,2]", "1 ok cas [3,2]", NULL};
     ck_assert_int_eq(check_reg(ok), CHK_VALID);
@@ -241,13 +261,17 @@ END_TEST
 
 START_TEST(test_register_concurrent_cas_one_wins)
 {
-    const char *h[] = {"0 invoke write 0", "0 ok write 0",
-                       "1 invoke cas [0,1]", "2 invoke cas [0,2]",
-                       "1 ok cas [0,1]", "2 ok cas [0,2]", NULL};
-    const char *one[] = {"0 invoke write 0", "0 ok write 0",
-                         "1 invoke cas [0,1]", "2 invoke cas [0,2]",
-                         "1 ok cas [0,1]", "2 fail cas [0,2]",
-                         "3 invoke read null", "3 ok read 1", NULL};
+    const char *h[] = {"0 invoke write 0",
+                       "0 ok write 0",
+                       "1 invoke cas [0,1]",
+                       "2 invoke cas [0,2]",
+                       "1 ok cas [0,1]",
+                       "2 ok cas [0,2]",
+                       NULL};
+    const char *one[] = {
+        "0 invoke write 0",   "0 ok write 0",   "1 invoke cas [0,1]",
+        "2 invoke cas [0,2]", "1 ok cas [0,1]", "2 fail cas [0,2]",
+        "3 invoke read null", "3 ok read 1",    NULL};
     ck_assert_int_eq(check_reg(h), CHK_INVALID);
     ck_assert_int_eq(check_reg(one), CHK_VALID);
 }
@@ -257,8 +281,8 @@ START_TEST(test_register_cas_fail_semantics)
 {
     /* The failed cas expected 1 while the register certainly held 1: it
      * cannot have compared and failed, but it may not have run at all. */
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "1 invoke cas [1,2]", "1 fail cas [1,2]", NULL};
+    const char *h[] = {"0 invoke write 1", "0 ok write 1", "1 invoke cas [1,2]",
+                       "1 fail cas [1,2]", NULL};
     struct chk_lin_options o = opts(CHK_MODEL_CAS_REGISTER);
 
     ck_assert_int_eq(check_with(&o, h, NULL, NULL), CHK_VALID);
@@ -292,12 +316,20 @@ END_TEST
 
 START_TEST(test_kv_append_order)
 {
-    const char *ok[] = {"0 invoke append \"a\" k", "1 invoke append \"b\" k",
-                        "0 ok append \"a\" k", "1 ok append \"b\" k",
-                        "2 invoke get null k", "2 ok get \"ba\" k", NULL};
-    const char *bad[] = {"0 invoke append \"a\" k", "0 ok append \"a\" k",
-                         "1 invoke append \"b\" k", "1 ok append \"b\" k",
-                         "2 invoke get null k", "2 ok get \"ba\" k", NULL};
+    const char *ok[] = {"0 invoke append \"a\" k",
+                        "1 invoke append \"b\" k",
+                        "0 ok append \"a\" k",
+                        "1 ok append \"b\" k",
+                        "2 invoke get null k",
+                        "2 ok get \"ba\" k",
+                        NULL};
+    const char *bad[] = {"0 invoke append \"a\" k",
+                         "0 ok append \"a\" k",
+                         "1 invoke append \"b\" k",
+                         "1 ok append \"b\" k",
+                         "2 invoke get null k",
+                         "2 ok get \"ba\" k",
+                         NULL};
     struct chk_lin_options o = opts(CHK_MODEL_KV);
 
     ck_assert_int_eq(check_with(&o, ok, NULL, NULL), CHK_VALID);
@@ -307,10 +339,15 @@ END_TEST
 
 START_TEST(test_kv_put_resets)
 {
-    const char *h[] = {"0 invoke append \"a\" k", "0 ok append \"a\" k",
-                       "0 invoke put \"x\" k", "0 ok put \"x\" k",
-                       "0 invoke append \"b\" k", "0 ok append \"b\" k",
-                       "1 invoke get null k", "1 ok get \"xb\" k", NULL};
+    const char *h[] = {"0 invoke append \"a\" k",
+                       "0 ok append \"a\" k",
+                       "0 invoke put \"x\" k",
+                       "0 ok put \"x\" k",
+                       "0 invoke append \"b\" k",
+                       "0 ok append \"b\" k",
+                       "1 invoke get null k",
+                       "1 ok get \"xb\" k",
+                       NULL};
     struct chk_lin_options o = opts(CHK_MODEL_KV);
     ck_assert_int_eq(check_with(&o, h, NULL, NULL), CHK_VALID);
 }
@@ -319,13 +356,17 @@ END_TEST
 START_TEST(test_keys_checked_independently)
 {
     /* Each key alone is linearizable; a single register could not be. */
-    const char *h[] = {"0 invoke write 1 a", "0 ok write 1 a",
-                       "1 invoke write 2 b", "1 ok write 2 b",
-                       "2 invoke read null a", "2 ok read 1 a",
-                       "3 invoke read null b", "3 ok read 2 b", NULL};
-    const char *bad[] = {"0 invoke write 1 a", "0 ok write 1 a",
-                         "1 invoke write 2 b", "1 ok write 2 b",
-                         "2 invoke read null a", "2 ok read 2 a", NULL};
+    const char *h[] = {
+        "0 invoke write 1 a",   "0 ok write 1 a",       "1 invoke write 2 b",
+        "1 ok write 2 b",       "2 invoke read null a", "2 ok read 1 a",
+        "3 invoke read null b", "3 ok read 2 b",        NULL};
+    const char *bad[] = {"0 invoke write 1 a",
+                         "0 ok write 1 a",
+                         "1 invoke write 2 b",
+                         "1 ok write 2 b",
+                         "2 invoke read null a",
+                         "2 ok read 2 a",
+                         NULL};
     ck_assert_int_eq(check_reg(h), CHK_VALID);
     ck_assert_int_eq(check_reg(bad), CHK_INVALID);
 }
@@ -364,10 +405,10 @@ END_TEST
 
 START_TEST(test_counterexample_content)
 {
-    const char *h[] = {"0 invoke write 1", "0 ok write 1",
-                       "0 invoke write 2", "0 ok write 2",
-                       "1 invoke write 3", "2 invoke read null",
-                       "2 ok read 1", "1 ok write 3", NULL};
+    const char *h[] = {
+        "0 invoke write 1", "0 ok write 1",     "0 invoke write 2",
+        "0 ok write 2",     "1 invoke write 3", "2 invoke read null",
+        "2 ok read 1",      "1 ok write 3",     NULL};
     struct chk_lin_options o = opts(CHK_MODEL_REGISTER);
     struct chk_lin_history *hist;
     struct chk_lin_result res;
@@ -395,7 +436,8 @@ START_TEST(test_counterexample_content)
     ck_assert_ptr_nonnull(strstr(b.data, "\"invoke_line\":6"));
     fl_buf_clear(&b);
     chk_lin_result_text(hist, &res, &b);
-    ck_assert_ptr_nonnull(strstr(b.data, "operation that cannot be linearized"));
+    ck_assert_ptr_nonnull(
+        strstr(b.data, "operation that cannot be linearized"));
     ck_assert_ptr_nonnull(strstr(b.data, "process 2 read -> 1 (lines 6-7)"));
     fl_buf_free(&b);
     chk_lin_history_free(hist);
@@ -491,11 +533,10 @@ START_TEST(test_info_reuse_witness_regression)
     int rc;
 
     o.time_limit_s = 10;
-    ck_assert_int_eq(fl_hist_reader_open(&r,
-                                         FL_TEST_DATA_DIR
-                                         "/info-reuse-witness.jsonl",
-                                         NULL),
-                     0);
+    ck_assert_int_eq(
+        fl_hist_reader_open(&r, FL_TEST_DATA_DIR "/info-reuse-witness.jsonl",
+                            NULL),
+        0);
     ck_assert_int_eq(chk_lin_history_new(&h, &o), 0);
     while ((rc = fl_hist_reader_next(r, &ev)) == 1)
         ck_assert_int_eq(chk_lin_history_add(h, &ev, msg, sizeof(msg)), 0);
@@ -521,7 +562,7 @@ END_TEST
  * every order of the operations that respects real time, with info
  * operations optional, on histories of at most RAND_OPS operations.
  */
-#define RAND_OPS 9
+#define RAND_OPS  9
 #define RAND_KEYS 2
 
 enum ref_f { R_READ, R_WRITE, R_CAS, R_GET, R_PUT, R_APPEND };
@@ -529,9 +570,9 @@ enum ref_f { R_READ, R_WRITE, R_CAS, R_GET, R_PUT, R_APPEND };
 struct ref_op {
     int f;
     int key;
-    int arg;  /* register values: -1 is null; kv: index into tokens */
+    int arg; /* register values: -1 is null; kv: index into tokens */
     int arg2;
-    int out;  /* read result; kv: index into results */
+    int out; /* read result; kv: index into results */
     enum fl_hist_type outcome;
     int call; /* event positions */
     int ret;  /* INT32_MAX when info or never completed */
@@ -730,8 +771,7 @@ static enum chk_verdict random_case(uint64_t seed, bool kv,
         ev.f = fl_str_of(f_names[op->f]);
         snprintf(keyname, sizeof(keyname), "k%d", op->key);
         ev.key = fl_str_of(keyname);
-        if ((op->f == R_READ || op->f == R_GET) &&
-            !(ev.type == FL_HIST_OK)) {
+        if ((op->f == R_READ || op->f == R_GET) && !(ev.type == FL_HIST_OK)) {
             ev.value.kind = FL_JSON_NULL;
             snprintf(value, sizeof(value), "null");
         } else {
@@ -742,9 +782,9 @@ static enum chk_verdict random_case(uint64_t seed, bool kv,
             /* Parse the value text through the JSON parser. */
             struct fl_arena a;
             fl_arena_init(&a, 256, NULL);
-            ck_assert_int_eq(fl_json_parse(&a, value, strlen(value), &ev.value,
-                                           &text, NULL),
-                             0);
+            ck_assert_int_eq(
+                fl_json_parse(&a, value, strlen(value), &ev.value, &text, NULL),
+                0);
             ev.line = (uint64_t)pos + 1;
             ck_assert_msg(chk_lin_history_add(h, &ev, msg, sizeof(msg)) == 0,
                           "seed %llu: %s", (unsigned long long)seed, msg);
@@ -756,10 +796,10 @@ static enum chk_verdict random_case(uint64_t seed, bool kv,
                       "seed %llu: %s", (unsigned long long)seed, msg);
     added:
         if (dlen < desc_size)
-            dlen += (size_t)snprintf(desc + dlen, desc_size - dlen,
-                                     "  %lld %s %.*s %s %s\n", (long long)ev.process,
-                                     fl_hist_type_name(ev.type),
-                                     (int)ev.f.len, ev.f.ptr, value, keyname);
+            dlen += (size_t)snprintf(
+                desc + dlen, desc_size - dlen, "  %lld %s %.*s %s %s\n",
+                (long long)ev.process, fl_hist_type_name(ev.type),
+                (int)ev.f.len, ev.f.ptr, value, keyname);
         if (ev.type != FL_HIST_INVOKE) {
             if (ev.type == FL_HIST_INFO)
                 procid[p] = next_proc++;
@@ -781,8 +821,8 @@ static void differential(bool kv, enum chk_read_null rn, enum chk_cas_fail cf,
 
     for (int i = 0; i < seeds; i++) {
         uint64_t seed = salt * 1000003u + (uint64_t)i;
-        struct chk_lin_options o = opts(kv ? CHK_MODEL_KV
-                                           : CHK_MODEL_CAS_REGISTER);
+        struct chk_lin_options o =
+            opts(kv ? CHK_MODEL_KV : CHK_MODEL_CAS_REGISTER);
         struct chk_lin_history *h;
         struct chk_lin_result res;
         char desc[4096];
@@ -796,9 +836,9 @@ static void differential(bool kv, enum chk_read_null rn, enum chk_cas_fail cf,
         ck_assert_msg(res.verdict == want,
                       "seed %llu (%s, read_null %d, cas_fail %d): checker "
                       "says %s, brute force says %s for\n%s",
-                      (unsigned long long)seed, kv ? "kv" : "cas-register",
-                      rn, cf, chk_verdict_name(res.verdict),
-                      chk_verdict_name(want), desc);
+                      (unsigned long long)seed, kv ? "kv" : "cas-register", rn,
+                      cf, chk_verdict_name(res.verdict), chk_verdict_name(want),
+                      desc);
         verdicts[want == CHK_VALID]++;
         chk_lin_history_free(h);
     }
@@ -901,8 +941,8 @@ END_TEST
 
 static const enum chk_model gen_models[] = {
     CHK_MODEL_REGISTER, CHK_MODEL_CAS_REGISTER, CHK_MODEL_KV};
-static const enum wl_gen_model gen_kinds[] = {
-    WL_GEN_REGISTER, WL_GEN_CAS_REGISTER, WL_GEN_KV};
+static const enum wl_gen_model gen_kinds[] = {WL_GEN_REGISTER,
+                                              WL_GEN_CAS_REGISTER, WL_GEN_KV};
 
 START_TEST(test_generated_valid_and_corrupted)
 {
@@ -917,8 +957,8 @@ START_TEST(test_generated_valid_and_corrupted)
         g.keys = 1 + (size_t)(_i % 3);
         g.crash_rate = (_i % 4) * 0.03;
         for (int cf = 0; cf < 2; cf++) {
-            enum chk_cas_fail mode = cf ? CHK_CAS_FAIL_COMPARE_FAILED
-                                        : CHK_CAS_FAIL_NO_EFFECT;
+            enum chk_cas_fail mode =
+                cf ? CHK_CAS_FAIL_COMPARE_FAILED : CHK_CAS_FAIL_NO_EFFECT;
             enum chk_verdict v;
             g.corrupt = false;
             v = check_generated(&g, gen_models[m], mode);

@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     o.model = models[data[0] % 3];
-    o.read_null = (data[0] >> 2) & 1 ? CHK_READ_NULL_UNKNOWN
-                                     : CHK_READ_NULL_VALUE;
+    o.read_null =
+        (data[0] >> 2) & 1 ? CHK_READ_NULL_UNKNOWN : CHK_READ_NULL_VALUE;
     o.cas_fail = (data[0] >> 3) & 1 ? CHK_CAS_FAIL_COMPARE_FAILED
                                     : CHK_CAS_FAIL_NO_EFFECT;
     data++;
