@@ -94,6 +94,12 @@
  * window. The hash of the required set is kept incrementally (Zobrist
  * hashing), so a lookup does not rehash the set.
  *
+ * NOTE: refuting a read of a value that was written and later overwritten
+ * (a stale read) still means exhausting the orders of the operations
+ * concurrent before it, which grows exponentially with the number of
+ * concurrent clients on one key. Past the time or memory limit the verdict
+ * is unknown; 10k operations from 50 clients on one key are such a case.
+ *
  * The driver in linear.c applies the reductions that need the whole key
  * before the search starts (dropping indeterminate reads and unobserved
  * indeterminate writes).
