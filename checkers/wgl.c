@@ -2,7 +2,7 @@
  * The per-key linearizability search.
  *
  * This is the Wing-Gong-Lowe algorithm (Lowe, "Testing for linearizability",
- * 2017, section 3): a doubly linked list holds the call and return entries
+ * 2017, section 3): a doubly linked list contains the call and return entries
  * of the sub-history in time order; the search repeatedly picks a call entry
  * that appears before the first remaining return entry, applies the
  * operation to the model, and "lifts" its call and return out of the list.
@@ -641,7 +641,7 @@ static void count_op(struct wgl_search *s, uint32_t op, int32_t sign)
  * Tries to enter the configuration that linearizing op leads to: state
  * next, run start run_start. e is op's call entry (0 for info operations);
  * window_end is the first return entry at this point. Returns 1 after
- * entering it, 0 when the cache says it is explored or dominated, or a
+ * entering it, 0 when the cache shows it explored or dominated, or a
  * negative error.
  */
 static int advance(struct wgl_search *s, uint32_t op, uint32_t e,
@@ -744,7 +744,7 @@ static int cmp_u64_fwd(const void *a, const void *b)
 /*
  * Fills cls_order with the classes whose next member was invoked before
  * limit, oldest member first, as (call << 32 | class). The order depends
- * only on the configuration, so a resumed scan sees the same sequence.
+ * only on the configuration, so a resumed scan gets the same sequence.
  * Returns how many there are.
  */
 static uint32_t info_candidates(struct wgl_search *s, uint32_t limit)

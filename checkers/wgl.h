@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What an operation does in the search. */
+/* The role of an operation in the search. */
 enum wgl_kind {
     WGL_READ,    /* pure: legal iff state == arg */
     WGL_CMPFAIL, /* pure: legal iff state != arg (a cas that compared) */

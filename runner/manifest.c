@@ -30,7 +30,7 @@ struct entry {
     char path[4096];
     struct chk_lin_options o;
     enum chk_verdict expected;
-    struct fl_arena arena; /* holds the init value */
+    struct fl_arena arena; /* contains the init value */
 };
 
 static const char *const ignored_fields[] = {
