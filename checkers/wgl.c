@@ -1,11 +1,12 @@
 /*
  * The per-key linearizability search.
  *
- * This is the Wing-Gong-Lowe algorithm (Lowe, "Testing for linearizability",
- * 2017, section 3): a doubly linked list contains the call and return entries
- * of the sub-history in time order; the search repeatedly picks a call entry
- * that appears before the first remaining return entry, applies the
- * operation to the model, and "lifts" its call and return out of the list.
+ * This is the Wing-Gong-Lowe algorithm (G. Lowe, "Testing for
+ * linearizability", 2017). A doubly linked list contains the call and return
+ * entries of the sub-history in time order. The search repeatedly picks a
+ * call entry that appears before the first remaining return entry, applies
+ * the operation to the model, and "lifts" its call and return out of the
+ * list.
  * Reaching a return entry means that operation's deadline passed without it
  * being linearized, so the search backtracks. A cache of configurations (set
  * of linearized operations, model state) already explored cuts off repeated
