@@ -227,6 +227,11 @@ void chk_lin_history_free(struct chk_lin_history *h)
     free(h);
 }
 
+struct fl_budget *chk_lin_history_budget(struct chk_lin_history *h)
+{
+    return &h->budget;
+}
+
 static int parse_f(enum chk_model model, struct fl_str f, enum chk_f *out)
 {
     if (model == CHK_MODEL_KV) {

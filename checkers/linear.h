@@ -132,6 +132,12 @@ int chk_lin_history_new(struct chk_lin_history **out,
 void chk_lin_history_free(struct chk_lin_history *h);
 
 /*
+ * Returns the memory budget of h (its --memory-limit), so the reader that
+ * feeds it can charge its own buffers to the same limit. Borrowed.
+ */
+struct fl_budget *chk_lin_history_budget(struct chk_lin_history *h);
+
+/*
  * Adds one validated event (as fl_hist_reader returns them). Returns 0,
  * FL_EINPUT with the reason in msg (an f the model does not have, a value
  * the model cannot use, a key missing on some operations only), or
