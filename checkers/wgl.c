@@ -235,6 +235,13 @@ struct wgl_search {
     uint32_t *entry_pos;
     uint8_t *entry_ret;
     uint32_t *ret_entry; /* per op, 0 for info operations */
+    /* Two more lists over the same entries, in the same order: return
+     * entries only (its head is the earliest deadline), and call entries of
+     * pure operations only (the candidates for forced steps). */
+    uint32_t *rnext;
+    uint32_t *rprev;
+    uint32_t *pnext;
+    uint32_t *pprev;
     uint32_t *call_entry;
 
     uint64_t *bits;
@@ -548,16 +555,43 @@ static int cache_visit(struct wgl_search *s, uint64_t hash, uint32_t state,
 
 /* ---- entry list (dancing links) ---------------------------------------- */
 
-static inline void unlink_entry(struct wgl_search *s, uint32_t e)
+static inline void unlink_in(uint32_t *next, uint32_t *prev, uint32_t e)
 {
-    s->next[s->prev[e]] = s->next[e];
-    s->prev[s->next[e]] = s->prev[e];
+    next[prev[e]] = next[e];
+    prev[next[e]] = prev[e];
 }
 
-static inline void relink_entry(struct wgl_search *s, uint32_t e)
+static inline void relink_in(uint32_t *next, uint32_t *prev, uint32_t e)
 {
-    s->next[s->prev[e]] = e;
-    s->prev[s->next[e]] = e;
+    next[prev[e]] = e;
+    prev[next[e]] = e;
+}
+
+/* Lifts the call and return entries of required operation op out of every
+ * list they are on. */
+static void lift(struct wgl_search *s, uint32_t op)
+{
+    uint32_t call = s->call_entry[op];
+    uint32_t ret = s->ret_entry[op];
+
+    unlink_in(s->next, s->prev, call);
+    unlink_in(s->next, s->prev, ret);
+    unlink_in(s->rnext, s->rprev, ret);
+    if (wgl_kind_pure((enum wgl_kind)s->ops[op].kind))
+        unlink_in(s->pnext, s->pprev, call);
+}
+
+/* Puts back what lift took out, in reverse order. */
+static void unlift(struct wgl_search *s, uint32_t op)
+{
+    uint32_t call = s->call_entry[op];
+    uint32_t ret = s->ret_entry[op];
+
+    if (wgl_kind_pure((enum wgl_kind)s->ops[op].kind))
+        relink_in(s->pnext, s->pprev, call);
+    relink_in(s->rnext, s->rprev, ret);
+    relink_in(s->next, s->prev, ret);
+    relink_in(s->next, s->prev, call);
 }
 
 static inline uint64_t full_word(const struct wgl_search *s, size_t w)
@@ -681,8 +715,7 @@ static int advance(struct wgl_search *s, uint32_t op, uint32_t e,
     f->forced = forced;
     f->rec = rec;
     if (!info) {
-        unlink_entry(s, e);
-        unlink_entry(s, s->ret_entry[op]);
+        lift(s, op);
         s->remaining--;
     } else if (!reuse) {
         s->cls_next[s->cls[op]]++;
@@ -705,8 +738,7 @@ static struct frame retreat(struct wgl_search *s)
     if (s->read_pos != NULL && s->read_pos[op] < s->read_hint)
         s->read_hint = s->read_pos[op];
     if (!s->ops[op].info) {
-        relink_entry(s, s->ret_entry[op]);
-        relink_entry(s, f.entry);
+        unlift(s, op);
         clear_bit(s, op);
         s->remaining++;
         s->req_hash ^= s->zobrist[op];
@@ -1117,6 +1149,32 @@ static int setup(struct wgl_search *s)
     }
     s->next[last] = 0;
     s->prev[0] = last;
+
+    s->rnext = grab(s, total, sizeof(uint32_t));
+    s->rprev = grab(s, total, sizeof(uint32_t));
+    s->pnext = grab(s, total, sizeof(uint32_t));
+    s->pprev = grab(s, total, sizeof(uint32_t));
+    if (s->error) {
+        rc = s->error;
+        goto out;
+    }
+    uint32_t rlast = 0;
+    uint32_t plast = 0;
+    for (uint32_t e = s->next[0]; e != 0; e = s->next[e]) {
+        if (s->entry_ret[e]) {
+            s->rnext[rlast] = e;
+            s->rprev[e] = rlast;
+            rlast = e;
+        } else if (wgl_kind_pure((enum wgl_kind)s->ops[s->entry_op[e]].kind)) {
+            s->pnext[plast] = e;
+            s->pprev[e] = plast;
+            plast = e;
+        }
+    }
+    s->rnext[rlast] = 0;
+    s->rprev[0] = rlast;
+    s->pnext[plast] = 0;
+    s->pprev[0] = plast;
 out:
     fl_map64_destroy(&classes);
     return rc;
@@ -1361,12 +1419,12 @@ enter:
     /* Reduction 1: a legal pure operation is a forced step. Inside an info
      * run that has not changed the state, none is legal: it would have been
      * legal where the run began, since a run lifts no return entry. */
-    for (e = s->run_start == s->state ? 0 : s->next[0];
-         e != 0 && !s->entry_ret[e]; e = s->next[e]) {
+    window_end = s->rnext[0];
+    for (e = s->run_start == s->state ? 0 : s->pnext[0];
+         e != 0 && s->entry_pos[e] < window_limit(s, window_end);
+         e = s->pnext[e]) {
         uint32_t opi = s->entry_op[e];
         const struct wgl_op *op = &s->ops[opi];
-        if (!wgl_kind_pure((enum wgl_kind)op->kind))
-            continue;
         rc = step(s, op, s->state, &next_state);
         if (rc < 0)
             return s->error = rc;
@@ -1380,12 +1438,8 @@ enter:
         goto enter;
     }
     /* Reduction 4: is the earliest deadline still reachable? */
-    if (e == 0) {
-        for (e = s->next[0]; e != 0 && !s->entry_ret[e]; e = s->next[e])
-            ;
-    }
-    if (e != 0 && hopeless(s, e)) {
-        if ((rc = note_blocked(s, e)) != 0)
+    if (window_end != 0 && hopeless(s, window_end)) {
+        if ((rc = note_blocked(s, window_end)) != 0)
             return s->error = rc;
         goto backtrack;
     }
