@@ -452,22 +452,46 @@ static int drop_unobserved_writes(struct wgl_op *ops, size_t *k,
  * next put, so every read in that stretch would contain it; with none
  * there, removing the operation changes no read and no put.
  */
-static void drop_unobserved_appends(const struct chk_lin_history *h,
-                                    struct wgl_op *ops, size_t *k)
+static int drop_unobserved_appends(const struct chk_lin_history *h,
+                                   struct wgl_op *ops, size_t *k,
+                                   const struct fl_deadline *deadline,
+                                   struct fl_budget *budget)
 {
+    struct fl_map64 distinct;
+    uint32_t *results = NULL;
+    size_t nresults = 0;
+    size_t results_cap = 0;
     size_t kept = 0;
+    size_t checked = 0;
+    int inserted;
+    int rc = 0;
 
-    for (size_t i = 0; i < *k; i++) {
+    /* Each distinct read result once: reads often repeat a value. */
+    fl_map64_init(&distinct, budget);
+    for (size_t i = 0; i < *k && rc == 0; i++) {
+        if (ops[i].kind != WGL_READ)
+            continue;
+        if (fl_map64_put(&distinct, ops[i].arg, &inserted) == NULL)
+            rc = FL_EBUDGET;
+        else if (inserted && (rc = fl_vec_reserve(
+                                  (void **)&results, &results_cap, nresults + 1,
+                                  sizeof(*results), budget)) == 0)
+            results[nresults++] = ops[i].arg;
+    }
+    for (size_t i = 0; i < *k && rc == 0; i++) {
         const struct wgl_op *w = &ops[i];
         bool seen = true;
         if (w->info && (w->kind == WGL_WRITE || w->kind == WGL_APPEND)) {
             struct fl_str arg = fl_strtab_get(&h->values, w->arg);
+            /* The cost is the indeterminate updates times the length of
+             * the distinct results, so it counts against the time limit. */
+            if (++checked % 256 == 0 && fl_deadline_passed(deadline)) {
+                rc = -ETIMEDOUT;
+                break;
+            }
             seen = arg.len <= 1; /* the empty string is in every result */
-            for (size_t j = 0; j < *k && !seen; j++) {
-                struct fl_str got;
-                if (ops[j].kind != WGL_READ)
-                    continue;
-                got = fl_strtab_get(&h->values, ops[j].arg);
+            for (size_t r = 0; r < nresults && !seen; r++) {
+                struct fl_str got = fl_strtab_get(&h->values, results[r]);
                 seen = got.len > 1 && got.ptr[0] == 's' &&
                        memmem(got.ptr + 1, got.len - 1, arg.ptr + 1,
                               arg.len - 1) != NULL;
@@ -476,7 +500,11 @@ static void drop_unobserved_appends(const struct chk_lin_history *h,
         if (seen)
             ops[kept++] = *w;
     }
-    *k = kept;
+    if (rc == 0)
+        *k = kept;
+    fl_vec_free((void **)&results, &results_cap, sizeof(*results), budget);
+    fl_map64_destroy(&distinct);
+    return rc;
 }
 
 /*
@@ -488,6 +516,7 @@ static void drop_unobserved_appends(const struct chk_lin_history *h,
  */
 static int prepare_key(const struct chk_lin_history *h, const uint32_t *idx,
                        size_t n, struct wgl_op *ops, size_t *nout,
+                       const struct fl_deadline *deadline,
                        struct fl_budget *budget)
 {
     size_t k = 0;
@@ -546,7 +575,7 @@ static int prepare_key(const struct chk_lin_history *h, const uint32_t *idx,
     }
 
     if (h->opts.model == CHK_MODEL_KV)
-        drop_unobserved_appends(h, ops, &k);
+        rc = drop_unobserved_appends(h, ops, &k, deadline, budget);
     else if (!any_cmpfail)
         rc = drop_unobserved_writes(ops, &k, budget);
     *nout = k;
@@ -631,7 +660,7 @@ static int start_task(struct job *j, struct task *t, size_t *kept)
     if (ops == NULL)
         return -ENOMEM;
     rc = prepare_key(j->h, j->order + j->start[t->key], n, ops, kept,
-                     &j->h->budget);
+                     &j->shared.deadline, &j->h->budget);
     if (rc != 0) {
         free(ops);
         return rc;
@@ -715,9 +744,10 @@ static void *worker(void *arg)
             pthread_cond_signal(&j->wake);
             continue;
         }
-        if (rc == FL_EBUDGET) {
+        if (rc == FL_EBUDGET || rc == -ETIMEDOUT) {
             kr.verdict = CHK_UNKNOWN;
-            snprintf(kr.reason, sizeof(kr.reason), "memory limit reached");
+            snprintf(kr.reason, sizeof(kr.reason), "%s limit reached",
+                     rc == FL_EBUDGET ? "memory" : "time");
             rc = CHK_UNKNOWN;
         }
         kr.searched = t.kept;
@@ -769,6 +799,12 @@ static int cmp_size(const void *a, const void *b, void *count)
     if (cx != cy)
         return (cx < cy) - (cx > cy);
     return (x->key > y->key) - (x->key < y->key);
+}
+
+static bool is_limit_reason(const char *reason)
+{
+    return strcmp(reason, "time limit reached") == 0 ||
+           strcmp(reason, "memory limit reached") == 0;
 }
 
 int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
@@ -862,9 +898,9 @@ int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
             break;
         }
         res->verdict = CHK_UNKNOWN;
-        /* Prefer the key that hit the limit over those stopped for it. */
-        if (res->reason[0] == '\0' ||
-            strncmp(j.bad[i].reason, "not checked", 11) != 0)
+        /* Prefer the key that hit a limit over those stopped because of
+         * it, whose reasons only point elsewhere. */
+        if (res->reason[0] == '\0' || is_limit_reason(j.bad[i].reason))
             snprintf(res->reason, sizeof(res->reason), "%s", j.bad[i].reason);
     }
     if (h->opts.time_limit_s > 0 &&
@@ -873,7 +909,7 @@ int chk_lin_check(struct chk_lin_history *h, struct chk_lin_result *res)
                  h->opts.time_limit_s);
     if (strcmp(res->reason, "memory limit reached") == 0)
         snprintf(res->reason, sizeof(res->reason),
-                 "memory limit of %lld MB reached",
+                 "memory limit of %lld MiB reached",
                  (long long)(h->opts.memory_limit_bytes >> 20));
     res->ops = h->nops;
     res->keys = nkeys;
@@ -1115,6 +1151,9 @@ void chk_lin_result_text(const struct chk_lin_history *h,
     if (res->verdict == CHK_UNKNOWN)
         fl_buf_printf(b, "reason: %s (%zu key%s undecided)\n", res->reason,
                       nunknown, nunknown == 1 ? "" : "s");
+    else if (nunknown > 0)
+        fl_buf_printf(b, "%zu other key%s undecided: a limit was reached\n",
+                      nunknown, nunknown == 1 ? " was" : "s were");
     if (res->skipped > 0)
         fl_buf_printf(b,
                       "%zu key%s not checked once the verdict was known "
@@ -1138,8 +1177,10 @@ void chk_lin_result_text(const struct chk_lin_history *h,
         chk_lin_describe_op(h, kr->failed_op, b);
         if (kr->detail[0] != '\0')
             fl_buf_printf(b, "\n  (%s)", kr->detail);
-        fl_buf_printf(b, "\nlongest linearizable prefix: %zu operations",
-                      kr->prefix_len);
+        fl_buf_printf(b,
+                      "\nlongest linearizable prefix found: %zu "
+                      "operation%s",
+                      kr->prefix_len, kr->prefix_len == 1 ? "" : "s");
         size_t from =
             kr->prefix_len > TEXT_LIST_MAX ? kr->prefix_len - TEXT_LIST_MAX : 0;
         fl_buf_adds(b, from > 0 ? ", the last of them:\n" : "\n");

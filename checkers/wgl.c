@@ -1593,7 +1593,8 @@ int wgl_fill_invalid(struct wgl_search *s, struct chk_lin_key_result *kr)
         }
         if (!written)
             snprintf(kr->detail, sizeof(kr->detail),
-                     "no operation on this key writes the value it read");
+                     "no operation on this key that may have taken "
+                     "effect writes the value it read");
     }
     fl_buf_init(&b);
     for (size_t i = 0; i < s->nbest_states; i++) {

@@ -26,6 +26,14 @@ const char *fl_strerror(int code)
     return "unknown error code";
 }
 
+void fl_scrub_controls(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+    }
+}
+
 int fl_input_error(char *msg, size_t size, const char *fmt, ...)
 {
     va_list ap;
@@ -33,5 +41,7 @@ int fl_input_error(char *msg, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, size, fmt, ap);
     va_end(ap);
+    if (size > 0)
+        fl_scrub_controls(msg);
     return FL_EINPUT;
 }

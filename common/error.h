@@ -35,8 +35,13 @@ const char *fl_strerror(int code);
 /*
  * Formats a reason for rejecting input into msg (truncated to size) and
  * returns FL_EINPUT, so validators can write `return fl_input_error(...)`.
+ * Control characters, which input strings quoted in a reason may carry,
+ * become '?' so a message cannot move the cursor or split a log line.
  */
 int fl_input_error(char *msg, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Replaces the control characters of the C string s with '?'. */
+void fl_scrub_controls(char *s);
 
 #endif

@@ -34,12 +34,14 @@ enum proc_state { PROC_IDLE, PROC_OPEN, PROC_CRASHED };
 
 struct fl_hist_proc {
     uint64_t invoke_line; /* of the open invocation, or of the info reply */
-    uint64_t value_hash;
-    int64_t key_id; /* -1: no key */
+    struct fl_buf value;  /* write, cas, put, append: the invocation's value */
+    int64_t key_id;       /* -1: no key */
     uint32_t f_id;
-    bool has_value;
     uint8_t state;
 };
+
+/* Values above this size are freed once their operation completes. */
+#define KEEP_VALUE_BYTES 4096
 
 void fl_hist_tracker_init(struct fl_hist_tracker *t, struct fl_budget *budget)
 {
@@ -57,6 +59,9 @@ void fl_hist_tracker_init(struct fl_hist_tracker *t, struct fl_budget *budget)
 
 void fl_hist_tracker_destroy(struct fl_hist_tracker *t)
 {
+    for (size_t i = 0; i < t->nslots; i++)
+        fl_buf_free(&t->slots[i].value);
+    fl_buf_free(&t->scratch);
     fl_map64_destroy(&t->procs);
     fl_vec_free((void **)&t->slots, &t->slots_cap, sizeof(*t->slots),
                 t->budget);
@@ -145,6 +150,17 @@ static int check_shape(const struct fl_hist_event *ev, char *msg, size_t size)
     return 0;
 }
 
+/* True when v serializes exactly like the open invocation's value. */
+static bool same_value(struct fl_hist_tracker *t, const struct fl_hist_proc *p,
+                       const struct fl_json *v)
+{
+    fl_buf_clear(&t->scratch);
+    fl_json_write(&t->scratch, v);
+    return !t->scratch.failed && t->scratch.len == p->value.len &&
+           (p->value.len == 0 ||
+            memcmp(t->scratch.data, p->value.data, p->value.len) == 0);
+}
+
 int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
                          char *msg, size_t msg_size)
 {
@@ -217,13 +233,19 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
                 return t->budget && t->budget->limit ? FL_EBUDGET : -ENOMEM;
             *slot_index = t->nslots;
             p = &t->slots[t->nslots++];
+            fl_buf_init(&p->value);
         }
         p->state = PROC_OPEN;
         p->invoke_line = ev->line;
         p->f_id = (uint32_t)f_id;
         p->key_id = key_id;
-        p->has_value = ev->has_value;
-        p->value_hash = fl_json_hash(&ev->value);
+        fl_buf_clear(&p->value);
+        if (classify(ev->f) == F_WRITE || classify(ev->f) == F_CAS ||
+            classify(ev->f) == F_PUT) {
+            fl_json_write(&p->value, &ev->value);
+            if (p->value.failed)
+                return -ENOMEM;
+        }
         t->open++;
         ev->invoke_line = 0;
     } else {
@@ -249,14 +271,22 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
                 "completion key differs from the key of the open "
                 "invocation on line %llu",
                 (unsigned long long)p->invoke_line);
+        /* A missing result would silently read as null. */
+        if (kind == F_READ && ev->type == FL_HIST_OK && !ev->has_value)
+            return fl_input_error(msg, msg_size,
+                                  "an ok %.*s needs a value (null for an "
+                                  "empty register)",
+                                  (int)ev->f.len, ev->f.ptr);
         if ((kind == F_WRITE || kind == F_CAS || kind == F_PUT) &&
-            ev->has_value && p->value_hash != fl_json_hash(&ev->value))
+            ev->has_value && !same_value(t, p, &ev->value))
             return fl_input_error(
                 msg, msg_size,
                 "completion value differs from the value of the "
                 "invocation on line %llu",
                 (unsigned long long)p->invoke_line);
         ev->invoke_line = p->invoke_line;
+        if (p->value.cap > KEEP_VALUE_BYTES)
+            fl_buf_free(&p->value);
         p->state = ev->type == FL_HIST_INFO ? PROC_CRASHED : PROC_IDLE;
         if (ev->type == FL_HIST_INFO)
             p->invoke_line = ev->line;
@@ -328,6 +358,10 @@ int fl_hist_reader_open(struct fl_hist_reader **out, const char *path,
         }
         r->own_fd = true;
     }
+    if (fl_budget_charge(budget, 1u << 20) != 0) {
+        fl_hist_reader_close(r);
+        return FL_EBUDGET;
+    }
     r->cap = 1u << 20;
     r->buf = malloc(r->cap);
     if (r->buf == NULL) {
@@ -362,6 +396,7 @@ void fl_hist_reader_close(struct fl_hist_reader *r)
     if (r->own_fd)
         close(r->fd);
     free(r->buf);
+    fl_budget_release(r->budget, r->cap);
     fl_arena_destroy(&r->arena);
     fl_hist_tracker_destroy(&r->tracker);
     free(r);
@@ -395,6 +430,7 @@ static int reader_fail(struct fl_hist_reader *r, int rc, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof(r->error))
         vsnprintf(r->error + n, sizeof(r->error) - (size_t)n, fmt, ap);
     va_end(ap);
+    fl_scrub_controls(r->error);
     r->rc = rc;
     return rc;
 }
@@ -444,9 +480,14 @@ static int next_line(struct fl_hist_reader *r, const char **line, size_t *len)
             if (r->cap > FL_HIST_MAX_LINE)
                 return reader_fail(r, FL_EINPUT, "line longer than %u bytes",
                                    FL_HIST_MAX_LINE);
+            if (fl_budget_charge(r->budget, r->cap) != 0)
+                return reader_fail(r, FL_EBUDGET,
+                                   "memory limit reached while reading");
             char *grown = realloc(r->buf, r->cap * 2);
-            if (grown == NULL)
+            if (grown == NULL) {
+                fl_budget_release(r->budget, r->cap);
                 return reader_fail(r, -ENOMEM, "out of memory");
+            }
             r->buf = grown;
             r->cap *= 2;
         }

@@ -80,6 +80,7 @@ struct fl_hist_tracker {
     size_t nslots;
     size_t slots_cap;
     struct fl_strtab names; /* f and key strings */
+    struct fl_buf scratch;  /* a completion's value, serialized */
     size_t open;            /* invocations without a completion so far */
     bool have_last;
     int64_t last_time;

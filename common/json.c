@@ -324,9 +324,17 @@ static int parse_number(struct parser *ps, struct fl_json *out)
 
 static int push_member(struct parser *ps, struct fl_json_member **slot)
 {
-    if (fl_vec_reserve((void **)&ps->stack, &ps->stack_cap, ps->stack_len + 1,
-                       sizeof(*ps->stack), NULL) != 0)
-        return fail_alloc(ps);
+    /* The scratch stack counts against the arena's budget too. */
+    int rc =
+        fl_vec_reserve((void **)&ps->stack, &ps->stack_cap, ps->stack_len + 1,
+                       sizeof(*ps->stack), ps->arena->budget);
+    if (rc != 0) {
+        if (ps->rc == 0) {
+            ps->rc = rc;
+            ps->why = "out of memory";
+        }
+        return ps->rc;
+    }
     *slot = &ps->stack[ps->stack_len++];
     return 0;
 }
@@ -493,7 +501,8 @@ int fl_json_parse(struct fl_arena *arena, const char *text, size_t len,
         if (ps.p != ps.end)
             fail(&ps, "unexpected text after the JSON value");
     }
-    free(ps.stack);
+    fl_vec_free((void **)&ps.stack, &ps.stack_cap, sizeof(*ps.stack),
+                arena->budget);
     if (ps.rc != 0) {
         if (why)
             *why = ps.why;

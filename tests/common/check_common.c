@@ -1409,6 +1409,33 @@ START_TEST(test_json_copy_reports_budget)
 }
 END_TEST
 
+/* Regression: the parser's scratch stack for array elements was not
+ * charged, so one wide line could outgrow any memory limit. */
+START_TEST(test_json_parse_stack_charged_to_budget)
+{
+    struct fl_budget budget;
+    struct fl_arena arena;
+    struct fl_json v;
+    const char *why = NULL;
+    size_t n = 20000;
+    char *doc = malloc(2 * n + 2);
+
+    ck_assert_ptr_nonnull(doc);
+    doc[0] = '[';
+    for (size_t i = 0; i < n; i++) {
+        doc[1 + 2 * i] = '0';
+        doc[2 + 2 * i] = i + 1 < n ? ',' : ']';
+    }
+    fl_budget_init(&budget, 64 * 1024);
+    fl_arena_init(&arena, 1024, &budget);
+    ck_assert_int_eq(fl_json_parse(&arena, doc, 2 * n + 1, &v, &why, NULL),
+                     FL_EBUDGET);
+    fl_arena_destroy(&arena);
+    ck_assert_int_eq(atomic_load(&budget.used), 0);
+    free(doc);
+}
+END_TEST
+
 /* ---- history reader ---------------------------------------------------- */
 
 /* Opens text as an in-memory history named "h". */
@@ -1537,7 +1564,8 @@ START_TEST(test_hist_reader_open_count_at_eof)
         "{\"time\":0,\"process\":2,\"type\":\"invoke\",\"f\":\"read\"}\n"
         "{\"time\":0,\"process\":3,\"type\":\"invoke\",\"f\":\"read\"}\n"
         "{\"time\":0,\"process\":4,\"type\":\"invoke\",\"f\":\"read\"}\n"
-        "{\"time\":1,\"process\":1,\"type\":\"ok\",\"f\":\"read\"}\n"
+        "{\"time\":1,\"process\":1,\"type\":\"ok\",\"f\":\"read\","
+        "\"value\":null}\n"
         "{\"time\":1,\"process\":3,\"type\":\"info\",\"f\":\"read\"}\n"
         "{\"time\":2,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n";
     struct fl_hist_reader *r = open_text(text);
@@ -1622,7 +1650,8 @@ static const struct {
     /* Invocation and completion pairing. */
     {DONE(1, "ok", "read", ""),
      "h:1: ok completion for process 1, which has no open invocation"},
-    {INV(1, "read", "") DONE(1, "ok", "read", "") DONE(1, "fail", "read", ""),
+    {INV(1, "read", "") DONE(1, "ok", "read", ",\"value\":null")
+         DONE(1, "fail", "read", ""),
      "h:3: fail completion for process 1, which has no open invocation"},
     {INV(1, "read", "") INV(2, "read", "") INV(1, "read", ""),
      "h:3: process 1 invokes while its invocation on line 1 is still open"},
@@ -1632,6 +1661,17 @@ static const struct {
      "h:4: process 1 invokes after its operation ended in info on line 3; a "
      "process with an unknown outcome must continue under a new process "
      "number"},
+    {INV(1, "read", "") DONE(1, "ok", "read", ""),
+     "h:2: an ok read needs a value (null for an empty register)"},
+    /* Regression: values used to be compared by a 64-bit hash, and this
+     * integer has the hash of null. */
+    {INV(1, "write", ",\"value\":null")
+         DONE(1, "ok", "write", ",\"value\":-892191949907147737"),
+     "h:2: completion value differs from the value of the invocation on "
+     "line 1"},
+    /* Control characters from the input never reach a message. */
+    {"{\"time\":0,\"process\":1,\"type\":\"\\u001b[2J\",\"f\":\"read\"}\n",
+     "h:1: unknown type \"?[2J\"; expected invoke, ok, fail or info"},
     {INV(1, "write", ",\"value\":1") DONE(1, "ok", "read", ""),
      "h:2: completion f \"read\" differs from f \"write\" of the open "
      "invocation on line 1"},
@@ -2112,7 +2152,7 @@ START_TEST(test_hist_writer_rejects_invalid_event)
                      "time 0 is earlier than the previous event's time 1; "
                      "events must be in real-time order");
 
-    ev = make_event(2, 3, FL_HIST_OK, "read", NULL, NULL);
+    ev = make_event(2, 3, FL_HIST_OK, "read", NULL, &one);
     ck_assert_int_eq(fl_hist_writer_write(w, &ev), FL_EINPUT);
     ck_assert_str_eq(fl_hist_writer_error(w),
                      "ok completion for process 3, which has no open "
@@ -2427,6 +2467,7 @@ static Suite *common_suite(void)
     tcase_add_test(t, test_json_equal_hash_agree);
     tcase_add_test(t, test_json_copy_is_deep);
     tcase_add_test(t, test_json_copy_reports_budget);
+    tcase_add_test(t, test_json_parse_stack_charged_to_budget);
     suite_add_tcase(s, t);
 
     t = tcase_create("history_reader");
