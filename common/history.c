@@ -301,6 +301,8 @@ int fl_hist_tracker_feed(struct fl_hist_tracker *t, struct fl_hist_event *ev,
 
 /* ---- reader ------------------------------------------------------------ */
 
+#define READ_CHUNK (64u * 1024)
+
 struct fl_hist_reader {
     int fd; /* -1 in memory mode */
     bool own_fd;
@@ -358,11 +360,13 @@ int fl_hist_reader_open(struct fl_hist_reader **out, const char *path,
         }
         r->own_fd = true;
     }
-    if (fl_budget_charge(budget, 1u << 20) != 0) {
+    /* The buffer starts small and doubles for long lines, each step
+     * charged to the budget, so a tiny limit still reads small files. */
+    if (fl_budget_charge(budget, READ_CHUNK) != 0) {
         fl_hist_reader_close(r);
         return FL_EBUDGET;
     }
-    r->cap = 1u << 20;
+    r->cap = READ_CHUNK;
     r->buf = malloc(r->cap);
     if (r->buf == NULL) {
         fl_hist_reader_close(r);
@@ -795,9 +799,12 @@ int fl_hist_writer_write(struct fl_hist_writer *w,
         rc = w->rc = -ENOMEM;
         goto out;
     }
-    if (fwrite(w->line.data, 1, w->line.len, w->stream) != w->line.len)
-        rc = w->rc = -EIO;
-    else
+    errno = 0;
+    if (fwrite(w->line.data, 1, w->line.len, w->stream) != w->line.len) {
+        /* Keep the reason (ENOSPC, EIO...) when stdio left one. */
+        int err = errno;
+        rc = w->rc = err != 0 ? -err : -EIO;
+    } else
         w->lines++;
 out:
     pthread_mutex_unlock(&w->lock);

@@ -1,9 +1,9 @@
 /*
- * A small JSON value parser and writer for history lines.
+ * A small JSON value parser and writer for history lines and manifests.
  *
- * cJSON serves campaign and manifest files; history lines come here instead
- * because a run can record millions of them and because cJSON keeps numbers
- * as doubles, which silently rounds integers above 2^53. This parser keeps
+ * History lines and manifests come here rather than to cJSON because a run
+ * can record millions of lines and because cJSON keeps numbers as doubles,
+ * which silently rounds integers above 2^53. This parser keeps
  * integers exact as int64, allocates only from a caller's arena (a line costs
  * a pointer bump, freed by resetting the arena), validates UTF-8, and bounds
  * nesting depth so no input can exhaust the stack.

@@ -4,11 +4,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int run_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -22,15 +24,85 @@ int run_usage_error(const char *cmd, const char *fmt, ...)
     return RUN_EXIT_USAGE;
 }
 
+static const struct option *find_option(const struct option *options, int val)
+{
+    for (; options->name != NULL; options++) {
+        if (options->flag == NULL && options->val == val)
+            return options;
+    }
+    return NULL;
+}
+
+int run_option_error(const char *cmd, int c, char **argv,
+                     const struct option *options)
+{
+    /*
+     * glibc sets optopt to the short option character, to the val of a long
+     * option that lacks or must not have a value, and to 0 for an unknown or
+     * ambiguous long option. argv[optind - 1] is the offending word except
+     * inside a group of short options such as -xh, where optopt is the only
+     * reliable clue.
+     */
+    const char *word = argv[optind - 1];
+    const struct option *known =
+        optopt != 0 ? find_option(options, optopt) : NULL;
+    bool long_form = strncmp(word, "--", 2) == 0;
+
+    if (c == ':') {
+        if (known != NULL && long_form)
+            return run_usage_error(cmd, "option --%s needs a value",
+                                   known->name);
+        return run_usage_error(cmd, "option -%c needs a value", optopt);
+    }
+    if (known != NULL && long_form)
+        return run_usage_error(cmd, "option --%s takes no value", known->name);
+    if (optopt != 0)
+        return run_usage_error(cmd, "unknown option -%c", optopt);
+    return run_usage_error(cmd, "unknown or ambiguous option %.*s",
+                           (int)strcspn(word, "="), word);
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* True for one or more decimal digits and nothing else. */
+static bool is_plain_integer(const char *text)
+{
+    if (text[0] == '\0')
+        return false;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (!is_digit(*p))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * True when text starts like a decimal number (an optional '-', then a digit
+ * or a '.' and a digit) and holds only characters of one. strtod, which
+ * checks the rest of the syntax, also takes leading spaces, '+', hex floats,
+ * "inf" and "nan"; this rejects them first.
+ */
+static bool is_plain_number(const char *text)
+{
+    const char *p = text[0] == '-' ? text + 1 : text;
+
+    if (!is_digit(p[0]) && !(p[0] == '.' && is_digit(p[1])))
+        return false;
+    return strspn(p, "0123456789.eE+-") == strlen(p);
+}
+
 int run_parse_u64(const char *cmd, const char *opt, const char *text,
-                  uint64_t min, uint64_t max, uint64_t *out)
+                  uint64_t min, uint64_t max, const char *unit, uint64_t *out)
 {
     char *end;
     unsigned long long v;
 
-    errno = 0;
-    if (text[0] == '-' || text[0] == '\0')
+    if (!is_plain_integer(text))
         goto bad;
+    errno = 0;
     v = strtoull(text, &end, 10);
     if (errno != 0 || *end != '\0' || v < min || v > max)
         goto bad;
@@ -38,25 +110,39 @@ int run_parse_u64(const char *cmd, const char *opt, const char *text,
     return 0;
 bad:
     return run_usage_error(cmd,
-                           "invalid %s \"%s\": expected an integer from "
+                           "invalid %s \"%s\": expected an integer%s%s from "
                            "%" PRIu64 " to %" PRIu64,
-                           opt, text, min, max);
+                           opt, text, unit ? " number of " : "",
+                           unit ? unit : "", min, max);
 }
 
 int run_parse_double(const char *cmd, const char *opt, const char *text,
-                     double min, double max, double *out)
+                     double min, double max, const char *unit, double *out)
 {
     char *end;
     double v;
 
+    if (!is_plain_number(text))
+        goto bad;
     errno = 0;
     v = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(v) || v < min ||
-        v > max)
+    if (*end != '\0')
+        goto bad;
+    /* ERANGE with a finite result is underflow: a tiny value such as 1e-320
+     * is valid, but one that rounds to 0 would turn a limit into "none". */
+    if (errno == ERANGE && v == 0)
         return run_usage_error(cmd,
-                               "invalid %s \"%s\": expected a number from %g "
-                               "to %g",
-                               opt, text, min, max);
+                               "invalid %s \"%s\": too small to represent; "
+                               "use 0 or a larger number",
+                               opt, text);
+    if ((errno != 0 && errno != ERANGE) || !isfinite(v) || v < min || v > max)
+        goto bad;
     *out = v;
     return 0;
+bad:
+    return run_usage_error(cmd,
+                           "invalid %s \"%s\": expected a number%s%s from "
+                           "%g to %g",
+                           opt, text, unit ? " of " : "", unit ? unit : "", min,
+                           max);
 }

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct option;
+
 /* Exit codes of faultline run, sweep and check. */
 enum {
     RUN_EXIT_VALID = 0,
@@ -34,10 +36,23 @@ int run_cmd_gen(int argc, char **argv);
 int run_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Parsers: return 0, or print a usage error and return RUN_EXIT_USAGE. */
+/*
+ * Reports the getopt_long error c (':' or '?') for the option just parsed,
+ * using optopt and optind, and returns RUN_EXIT_USAGE. getopt_long must run
+ * with opterr = 0 and an optstring that starts with ':'.
+ */
+int run_option_error(const char *cmd, int c, char **argv,
+                     const struct option *options);
+
+/*
+ * Parsers: return 0, or print a usage error and return RUN_EXIT_USAGE.
+ * They accept plain decimal text only: no leading space, '+', hex form,
+ * "inf" or "nan". unit names the unit in the error message ("MiB",
+ * "seconds") and may be NULL.
+ */
 int run_parse_u64(const char *cmd, const char *opt, const char *text,
-                  uint64_t min, uint64_t max, uint64_t *out);
+                  uint64_t min, uint64_t max, const char *unit, uint64_t *out);
 int run_parse_double(const char *cmd, const char *opt, const char *text,
-                     double min, double max, double *out);
+                     double min, double max, const char *unit, double *out);
 
 #endif

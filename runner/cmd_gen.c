@@ -4,6 +4,7 @@
  * and the default job; `--suite DIR` writes a set of them with a manifest.
  */
 #include "cli.h"
+#include "outfile.h"
 
 #include "error.h"
 #include "histgen.h"
@@ -44,40 +45,83 @@ static const char help[] =
     "                      histories for every model, with DIR/MANIFEST.json\n"
     "  -h, --help          show this help\n";
 
+/* Destination of generated events, and the first failure to store one. */
+struct gen_sink {
+    struct fl_hist_writer *writer;
+    int write_rc; /* an I/O error of the writer, or 0 */
+};
+
 static int emit_line(void *ctx, const struct fl_hist_event *ev)
 {
-    return fl_hist_writer_write(ctx, ev);
+    struct gen_sink *sink = ctx;
+    int rc = fl_hist_writer_write(sink->writer, ev);
+
+    if (rc != 0 && rc != FL_EINPUT)
+        sink->write_rc = rc;
+    return rc;
 }
 
-static int write_history(const struct wl_gen_options *g, const char *path,
-                         char *err, size_t err_size)
+/* Explains why generation failed with rc, while the writer is still open. */
+static void describe_failure(const struct wl_gen_options *g,
+                             const struct gen_sink *sink,
+                             const struct run_outfile *f, int rc,
+                             const char *name, char *err, size_t err_size)
 {
-    struct fl_hist_writer *w;
-    int rc = path ? fl_hist_writer_open(&w, path)
-                  : fl_hist_writer_stream(&w, stdout);
-
-    if (rc != 0) {
-        snprintf(err, err_size, "cannot create %s: %s", path, fl_strerror(rc));
-        return rc;
-    }
-    rc = wl_gen_history(g, emit_line, w);
-    if (rc == FL_EINPUT && fl_hist_writer_error(w)[0] != '\0')
+    if (sink->write_rc != 0)
+        snprintf(err, err_size, "writing %s failed: %s", name,
+                 fl_strerror(run_outfile_error(f, sink->write_rc)));
+    else if (rc == FL_EINPUT && fl_hist_writer_error(sink->writer)[0] != '\0')
         snprintf(err, err_size, "generator produced an invalid event: %s",
-                 fl_hist_writer_error(w));
+                 fl_hist_writer_error(sink->writer));
     else if (rc == FL_EINPUT)
         snprintf(err, err_size,
                  g->corrupt ? "no read completed in the middle half of the "
                               "history to corrupt; use more --ops or a "
                               "higher --read-ratio"
                             : "invalid generator options");
-    else if (rc != 0)
+    else
         snprintf(err, err_size, "generation failed: %s", fl_strerror(rc));
-    int closed = fl_hist_writer_close(w);
-    if (rc == 0 && closed != 0) {
-        snprintf(err, err_size, "writing %s failed: %s",
-                 path ? path : "standard output", fl_strerror(closed));
-        rc = closed;
+}
+
+/*
+ * Writes the history g describes to path, or to standard output when path
+ * is NULL. On failure returns the error, with the reason in err; a regular
+ * file at path is then left as it was, and none is created.
+ */
+static int write_history(const struct wl_gen_options *g, const char *path,
+                         char *err, size_t err_size)
+{
+    const char *name = path ? path : "standard output";
+    struct gen_sink sink = {0};
+    struct run_outfile f;
+    int closed;
+    int rc = run_outfile_open(&f, path);
+
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot create %s: %s", name, fl_strerror(rc));
+        return rc;
     }
+    rc = fl_hist_writer_stream(&sink.writer, f.stream);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot write %s: %s", name, fl_strerror(rc));
+        run_outfile_abort(&f);
+        return rc;
+    }
+    rc = wl_gen_history(g, emit_line, &sink);
+    if (rc != 0)
+        describe_failure(g, &sink, &f, rc, name, err, err_size);
+    closed = fl_hist_writer_close(sink.writer);
+    if (rc == 0 && closed != 0) {
+        rc = run_outfile_error(&f, closed);
+        snprintf(err, err_size, "writing %s failed: %s", name, fl_strerror(rc));
+    }
+    if (rc != 0) {
+        run_outfile_abort(&f);
+        return rc;
+    }
+    rc = run_outfile_commit(&f);
+    if (rc != 0)
+        snprintf(err, err_size, "writing %s failed: %s", name, fl_strerror(rc));
     return rc;
 }
 
@@ -110,16 +154,71 @@ static const struct suite_item suite[] = {
 
 static const char *const model_names[] = {"register", "cas-register", "kv"};
 
+/* Creates dir unless it exists; returns 0 or -errno. */
+static int make_suite_dir(const char *dir)
+{
+    struct stat st;
+
+    if (mkdir(dir, 0777) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -errno;
+    if (stat(dir, &st) != 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static void print_manifest(FILE *out, uint64_t seed)
+{
+    size_t n = sizeof(suite) / sizeof(suite[0]);
+
+    fputs("[\n", out);
+    for (size_t i = 0; i < n; i++) {
+        bool kv = suite[i].model == WL_GEN_KV;
+        fprintf(out,
+                " {\"file\": \"%s.jsonl\", \"model\": \"%s\", \"expected\": "
+                "\"%s\", \"init\": %s, \"read_null\": \"value\", "
+                "\"cas_fail\": \"no-effect\", \"source\": \"faultline gen "
+                "--seed %llu\"}%s\n",
+                suite[i].name, model_names[suite[i].model],
+                suite[i].corrupt ? "not-linearizable" : "linearizable",
+                kv ? "\"\"" : "null", (unsigned long long)(seed + i),
+                i + 1 < n ? "," : "");
+    }
+    fputs("]\n", out);
+}
+
+static int write_manifest(const char *path, uint64_t seed)
+{
+    struct run_outfile f;
+    int rc = run_outfile_open(&f, path);
+
+    if (rc != 0) {
+        fprintf(stderr, "faultline gen: cannot create %s: %s\n", path,
+                fl_strerror(rc));
+        return RUN_EXIT_USAGE;
+    }
+    print_manifest(f.stream, seed);
+    rc = run_outfile_commit(&f);
+    if (rc != 0) {
+        fprintf(stderr, "faultline gen: writing %s failed: %s\n", path,
+                fl_strerror(rc));
+        return RUN_EXIT_INFRA;
+    }
+    return 0;
+}
+
 static int write_suite(const char *dir, uint64_t seed)
 {
     char path[4096];
     char err[512];
-    FILE *manifest;
     size_t n = sizeof(suite) / sizeof(suite[0]);
+    int rc = make_suite_dir(dir);
 
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "faultline gen: cannot create %s: %s\n", dir,
-                strerror(errno));
+    if (rc != 0) {
+        fprintf(stderr,
+                "faultline gen: cannot use %s as the suite folder: %s\n", dir,
+                fl_strerror(rc));
         return RUN_EXIT_USAGE;
     }
     for (size_t i = 0; i < n; i++) {
@@ -139,33 +238,10 @@ static int write_suite(const char *dir, uint64_t seed)
         }
     }
     snprintf(path, sizeof(path), "%s/MANIFEST.json", dir);
-    manifest = fopen(path, "w");
-    if (manifest == NULL) {
-        fprintf(stderr, "faultline gen: cannot create %s: %s\n", path,
-                strerror(errno));
-        return RUN_EXIT_USAGE;
-    }
-    fputs("[\n", manifest);
-    for (size_t i = 0; i < n; i++) {
-        bool kv = suite[i].model == WL_GEN_KV;
-        fprintf(manifest,
-                " {\"file\": \"%s.jsonl\", \"model\": \"%s\", \"expected\": "
-                "\"%s\", \"init\": %s, \"read_null\": \"value\", "
-                "\"cas_fail\": \"no-effect\", \"source\": \"faultline gen "
-                "--seed %llu\"}%s\n",
-                suite[i].name, model_names[suite[i].model],
-                suite[i].corrupt ? "not-linearizable" : "linearizable",
-                kv ? "\"\"" : "null", (unsigned long long)(seed + i),
-                i + 1 < n ? "," : "");
-    }
-    fputs("]\n", manifest);
-    if (fclose(manifest) != 0) {
-        fprintf(stderr, "faultline gen: writing %s failed: %s\n", path,
-                strerror(errno));
-        return RUN_EXIT_INFRA;
-    }
-    printf("wrote %zu histories and %s\n", n, path);
-    return 0;
+    rc = write_manifest(path, seed);
+    if (rc == 0)
+        printf("wrote %zu histories and %s\n", n, path);
+    return rc;
 }
 
 enum {
@@ -223,13 +299,13 @@ int run_cmd_gen(int argc, char **argv)
             break;
         case OPT_OPS:
             if (run_parse_u64("gen", "--ops", optarg, 0, UINT64_C(1) << 31,
-                              &u) != 0)
+                              NULL, &u) != 0)
                 return RUN_EXIT_USAGE;
             g.ops = (size_t)u;
             break;
         case OPT_KEYS:
             if (run_parse_u64("gen", "--keys", optarg, 1, UINT64_C(1) << 24,
-                              &u) != 0)
+                              NULL, &u) != 0)
                 return RUN_EXIT_USAGE;
             g.keys = (size_t)u;
             break;
@@ -237,28 +313,30 @@ int run_cmd_gen(int argc, char **argv)
             g.keyed = true;
             break;
         case OPT_PROCESSES:
-            if (run_parse_u64("gen", "--processes", optarg, 1, 100000, &u) != 0)
+            if (run_parse_u64("gen", "--processes", optarg, 1, 100000, NULL,
+                              &u) != 0)
                 return RUN_EXIT_USAGE;
             g.processes = (size_t)u;
             break;
         case OPT_CRASH_RATE:
-            if (run_parse_double("gen", "--crash-rate", optarg, 0, 1,
+            if (run_parse_double("gen", "--crash-rate", optarg, 0, 1, NULL,
                                  &g.crash_rate) != 0)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_VALUES:
             if (run_parse_u64("gen", "--values", optarg, 1, UINT64_C(1) << 40,
-                              &u) != 0)
+                              NULL, &u) != 0)
                 return RUN_EXIT_USAGE;
             g.values = (int64_t)u;
             break;
         case OPT_READ_RATIO:
-            if (run_parse_double("gen", "--read-ratio", optarg, 0, 1,
+            if (run_parse_double("gen", "--read-ratio", optarg, 0, 1, NULL,
                                  &g.read_ratio) != 0)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_SEED:
-            if (run_parse_u64("gen", "--seed", optarg, 0, UINT64_MAX, &u) != 0)
+            if (run_parse_u64("gen", "--seed", optarg, 0, UINT64_MAX, NULL,
+                              &u) != 0)
                 return RUN_EXIT_USAGE;
             g.seed = u;
             break;
@@ -274,12 +352,8 @@ int run_cmd_gen(int argc, char **argv)
         case 'h':
             fputs(help, stdout);
             return 0;
-        case ':':
-            return run_usage_error("gen", "option %s needs a value",
-                                   argv[optind - 1]);
         default:
-            return run_usage_error("gen", "unknown option %s",
-                                   argv[optind - 1]);
+            return run_option_error("gen", c, argv, long_options);
         }
     }
     if (optind != argc)

@@ -74,8 +74,29 @@ expect check-negative-memory 2 'invalid --memory-limit "-5"' -- \
   "$faultline" check --memory-limit -5 "$tmp/valid.jsonl"
 expect check-bad-init 2 "invalid --init" -- \
   "$faultline" check --init '{' "$tmp/valid.jsonl"
-expect check-unknown-option 2 "unknown option --frobnicate" -- \
+expect check-unknown-option 2 "unknown or ambiguous option --frobnicate" -- \
   "$faultline" check --frobnicate "$tmp/valid.jsonl"
+expect check-unknown-short-option 2 "unknown option -x$" -- \
+  "$faultline" check -xh "$tmp/valid.jsonl"
+expect check-ambiguous-option 2 "unknown or ambiguous option --m$" -- \
+  "$faultline" check --m register "$tmp/valid.jsonl"
+expect check-flag-with-value 2 "option --json takes no value" -- \
+  "$faultline" check --json=yes "$tmp/valid.jsonl"
+expect check-threads-leading-space 2 'invalid --threads " 2"' -- \
+  "$faultline" check --threads " 2" "$tmp/valid.jsonl"
+expect check-threads-plus 2 'invalid --threads "\+2"' -- \
+  "$faultline" check --threads +2 "$tmp/valid.jsonl"
+expect check-time-leading-space 2 'invalid --time-limit " 1"' -- \
+  "$faultline" check --time-limit " 1" "$tmp/valid.jsonl"
+expect check-time-plus 2 'invalid --time-limit "\+1"' -- \
+  "$faultline" check --time-limit +1 "$tmp/valid.jsonl"
+expect check-time-hex 2 'invalid --time-limit "0x10"' -- \
+  "$faultline" check --time-limit 0x10 "$tmp/valid.jsonl"
+expect check-memory-unit 2 'invalid --memory-limit "-5": expected an integer number of MiB' -- \
+  "$faultline" check --memory-limit -5 "$tmp/valid.jsonl"
+expect check-help-mib 0 "hold MIB MiB \\(1 MiB = 2\^20 bytes" -- "$faultline" check --help
+expect check-help-time-after-read 0 "counted once the history is read" -- \
+  "$faultline" check --help
 expect check-missing-value 2 "option --model needs a value" -- \
   "$faultline" check "$tmp/valid.jsonl" --model
 
@@ -84,6 +105,8 @@ expect check-missing-file 2 "$tmp/nope.jsonl: cannot open: No such file" -- \
   "$faultline" check "$tmp/nope.jsonl"
 expect check-broken-json 2 "$tmp/broken.jsonl:2: invalid JSON" -- \
   "$faultline" check "$tmp/broken.jsonl"
+expect check-directory 2 "$tmp: cannot open: Is a directory" -- \
+  "$faultline" check "$tmp"
 expect check-cas-in-register 2 "cas.jsonl:1: f \"cas\" is not an operation of the register model" -- \
   "$faultline" check --model register "$tmp/cas.jsonl"
 
@@ -97,6 +120,9 @@ expect check-stdin 0 "^verdict: linearizable" -- \
   sh -c "'$faultline' check - < '$tmp/valid.jsonl'"
 expect check-read-null-unknown 0 "linearizable" -- \
   "$faultline" check --read-null unknown --init 0 "$tmp/valid.jsonl"
+: > "$tmp/empty.jsonl"
+expect check-empty-note 0 "^note: the history has no operations" -- \
+  "$faultline" check "$tmp/empty.jsonl"
 
 # budgets: verdict unknown, exit 3
 # 40 rounds of 24 concurrent writes, then a read of a first-round value:
@@ -115,12 +141,65 @@ expect check-time-limit 3 "reason: time limit of 0.001 s reached" -- \
 "$faultline" gen --ops 50000 --keys 10 --seed 2 --out "$tmp/big.jsonl" >/dev/null
 expect check-memory-limit 3 "memory limit" -- \
   "$faultline" check --memory-limit 1 "$tmp/big.jsonl"
+# One line whose parsed value alone passes a 2 MiB limit: reading it must
+# count against --memory-limit and end as a normal "unknown" result.
+awk 'BEGIN {
+  printf "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"time\":0,\"value\":[0"
+  for (i = 0; i < 300000; i++) printf ",0"
+  printf "]}\n"
+}' > "$tmp/wide.jsonl"
+expect check-memory-limit-reading 3 '^\{"verdict":"unknown","valid":"unknown","model":"cas-register",.*"reason":"memory limit reached while reading the history","anomalies":\[\],"unknown_keys":\[\]\}$' -- \
+  "$faultline" check --json --memory-limit 2 "$tmp/wide.jsonl"
 
 # gen
 expect gen-bad-rate 2 'invalid --crash-rate "2"' -- \
   "$faultline" gen --crash-rate 2
 expect gen-stray-argument 2 'unexpected argument "extra"' -- \
   "$faultline" gen extra
+# strtod reports underflow for 1e-320, yet the value is a valid tiny one.
+expect gen-tiny-rate 0 '"type":"invoke"' -- \
+  "$faultline" gen --ops 10 --crash-rate 1e-320
+# gen_leaves_nothing FILE GEN-ARGS...: runs gen --out FILE and exits 9 when
+# FILE or a temporary file beside it is left behind, else with gen's code.
+gen_leaves_nothing() {
+  local out=$1
+  shift
+  "$faultline" gen "$@" --out "$out"
+  local rc=$?
+  if ls "$out"* >/dev/null 2>&1; then
+    echo "left behind: $(ls "$out"*)"
+    return 9
+  fi
+  return $rc
+}
+expect gen-failure-leaves-no-file 2 "no read completed" -- \
+  gen_leaves_nothing "$tmp/bad.jsonl" --read-ratio 0 --corrupt
+# gen_terminated FILE: sends SIGTERM to gen --out FILE while it writes.
+gen_terminated() {
+  local out=$1 pid rc
+  "$faultline" gen --ops 50000000 --out "$out" &
+  pid=$!
+  for _ in $(seq 100); do
+    ls "$out"* >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  kill -TERM "$pid"
+  wait "$pid"
+  rc=$?
+  if ls "$out"* >/dev/null 2>&1; then
+    echo "left behind: $(ls "$out"*)"
+    return 9
+  fi
+  echo "gen exited with $rc"
+  return $rc
+}
+expect gen-sigterm-removes-file 143 "gen exited with 143" -- \
+  gen_terminated "$tmp/term.jsonl"
+expect gen-disk-full 2 "writing /dev/full failed: No space left on device" -- \
+  "$faultline" gen --out /dev/full
+: > "$tmp/plain-file"
+expect gen-suite-not-folder 2 "cannot use $tmp/plain-file as the suite folder: Not a directory" -- \
+  "$faultline" gen --suite "$tmp/plain-file"
 "$faultline" gen --model kv --ops 300 --keys 3 --seed 4 --out "$tmp/kv.jsonl"
 expect gen-kv-valid 0 "^verdict: linearizable" -- \
   "$faultline" check --model kv "$tmp/kv.jsonl"
@@ -148,6 +227,51 @@ expect manifest-missing-history 2 "absent.jsonl: cannot open" -- \
   "$faultline" check --manifest "$tmp/suite/ABSENT.json"
 expect manifest-with-file 2 "takes no history file" -- \
   "$faultline" check --manifest "$tmp/suite/MANIFEST.json" "$tmp/valid.jsonl"
+expect manifest-with-model 2 "--model cannot be combined with --manifest" -- \
+  "$faultline" check --model kv --manifest "$tmp/suite/MANIFEST.json"
+expect manifest-with-cas-fail 2 "--cas-fail cannot be combined with --manifest" -- \
+  "$faultline" check --cas-fail compare-failed --manifest "$tmp/suite/MANIFEST.json"
+
+# A read of 2^53 + 1 from the initial value: a double would round it to
+# 2^53 and call the history not linearizable. The file path is absolute.
+n=0
+{
+  line 1 invoke read null; line 1 ok read 9007199254740993
+} > "$tmp/suite/big-init.jsonl"
+echo '[{"file": "'"$tmp"'/suite/big-init.jsonl", "model": "register",
+  "expected": "linearizable", "init": 9007199254740993}]' > "$tmp/suite/INIT.json"
+expect manifest-exact-init 0 "1 histories: 1 agree" -- \
+  "$faultline" check --manifest "$tmp/suite/INIT.json"
+echo '[{"file": "x.jsonl", "model": "register", "model": "kv", "expected": "linearizable"}]' \
+  > "$tmp/suite/DUP.json"
+expect manifest-duplicate-field 2 'entry 1 \("x.jsonl"\): duplicate field "model"' -- \
+  "$faultline" check --manifest "$tmp/suite/DUP.json"
+echo '[{"file": "x.jsonl", "model": "register", "expected": "linearizable", "init": 1e3}]' \
+  > "$tmp/suite/EXP.json"
+expect manifest-init-exponent 2 'field "init" must be null, an integer or a string, got a number' -- \
+  "$faultline" check --manifest "$tmp/suite/EXP.json"
+echo '[{"file": "x.jsonl", "model": "register", "expected": "linearizable", "init": true}]' \
+  > "$tmp/suite/BOOL.json"
+expect manifest-init-boolean 2 'field "init" must be null, an integer or a string, got boolean' -- \
+  "$faultline" check --manifest "$tmp/suite/BOOL.json"
+echo '[{"file": "x.jsonl", "model": "kv", "expected": "linearizable", "init": 5}]' \
+  > "$tmp/suite/KVINIT.json"
+expect manifest-kv-integer-init 2 'field "init" must be a string or null for the kv model' -- \
+  "$faultline" check --manifest "$tmp/suite/KVINIT.json"
+echo '[]' > "$tmp/suite/EMPTY.json"
+expect manifest-empty 2 "EMPTY.json: the manifest lists no histories" -- \
+  "$faultline" check --manifest "$tmp/suite/EMPTY.json"
+expect manifest-endless 2 "/dev/zero: cannot read: manifest larger than 64 MiB" -- \
+  timeout 120 "$faultline" check --manifest /dev/zero
+expect manifest-directory 2 "$tmp: cannot read: Is a directory" -- \
+  "$faultline" check --manifest "$tmp"
+# One history disagrees and one cannot be read: the disagreement decides.
+{
+  echo '[{"file": "absent.jsonl", "model": "register", "expected": "linearizable"},'
+  echo ' {"file": "register-small.jsonl", "model": "register", "expected": "not-linearizable"}]'
+} > "$tmp/suite/MIXED.json"
+expect manifest-disagreement-first 1 "1 disagree, 0 unknown, 1 could not be checked" -- \
+  "$faultline" check --manifest "$tmp/suite/MIXED.json"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures command-line checks failed"
