@@ -411,11 +411,10 @@ int chk_lin_history_add(struct chk_lin_history *h,
 
 /*
  * Register models: drops info writes and cases whose new value no read or
- * cas observes. Sound when no operation tests for inequality (no
- * compare-failed cas): if a linearization applies such a write w, removing
- * w changes the state only between w and the next write, and in that
- * stretch no read or cas can have seen w's value, so the linearization stays
- * legal without w.
+ * cas observes. This is sound when no operation tests for inequality (no
+ * compare-failed cas). If a linearization applies such a write w, removing
+ * w changes the state only between w and the next write. No read or cas in
+ * that stretch can have seen w's value, so the linearization stays legal.
  */
 static int drop_unobserved_writes(struct wgl_op *ops, size_t *k,
                                   struct fl_budget *budget)
@@ -449,8 +448,8 @@ static int drop_unobserved_writes(struct wgl_op *ops, size_t *k,
 /*
  * kv model: drops info puts and appends whose argument occurs in no read
  * result. The state keeps an applied argument as a substring until the
- * next put, so every read in that stretch would contain it; with none
- * there, removing the operation changes no read and no put.
+ * next put, so every read in that stretch would contain it. With no such
+ * read, removing the operation changes no read and no put.
  */
 static int drop_unobserved_appends(const struct chk_lin_history *h,
                                    struct wgl_op *ops, size_t *k,
@@ -588,9 +587,9 @@ static int prepare_key(const struct chk_lin_history *h, const uint32_t *idx,
  * Keys are searched in time slices: a worker runs a key's search for a
  * budget of steps, and a search that is not finished goes to the back of the
  * queue with twice the budget. A key whose search explodes therefore cannot
- * keep the workers from the other keys, and one invalid key decides the
- * verdict as soon as any worker reaches it; the remaining searches are then
- * stopped (unless all_keys is set). Doubling keeps the cost of pausing to a
+ * keep the workers from the other keys. One invalid key decides the verdict
+ * as soon as any worker reaches it, and the remaining searches then stop
+ * (unless all_keys is set). Doubling keeps the cost of pausing to a
  * logarithmic number of queue operations per key.
  */
 #define FIRST_SLICE_STEPS 8192

@@ -1364,6 +1364,26 @@ static uint32_t kv_blocking_read(struct wgl_search *s, uint32_t self,
     return s->reads_by_ret[i];
 }
 
+/*
+ * Returns 1 when the kv prefix rule allows linearizing opi into state next,
+ * 0 when it does not, or a negative error. A ruled-out step records the
+ * read responsible, the operation a report should blame if the search
+ * fails here.
+ */
+static int kv_rule_allows(struct wgl_search *s, uint32_t opi, uint32_t next)
+{
+    uint32_t blocker;
+    int rc;
+
+    if (!s->has_append)
+        return 1;
+    blocker = kv_blocking_read(s, opi, next);
+    if (blocker == UINT32_MAX)
+        return 1;
+    rc = note_blocked(s, s->ret_entry[blocker]);
+    return rc < 0 ? rc : 0;
+}
+
 /* Returns the verdict once decided, remembering it. */
 static int finish(struct wgl_search *s, int verdict)
 {
@@ -1468,16 +1488,11 @@ scan:
                 return s->error = rc;
             if (rc == 0)
                 continue;
-            if (s->has_append) {
-                /* The read that rules this step out is the operation a
-                 * report should blame if the search fails here. */
-                uint32_t blocker = kv_blocking_read(s, opi, next_state);
-                if (blocker != UINT32_MAX) {
-                    if ((rc = note_blocked(s, s->ret_entry[blocker])) != 0)
-                        return s->error = rc;
-                    continue;
-                }
-            }
+            rc = kv_rule_allows(s, opi, next_state);
+            if (rc < 0)
+                return s->error = rc;
+            if (rc == 0)
+                continue;
             rc = advance(s, opi, e, 0, next_state, NO_RUN, false);
             if (rc < 0)
                 return s->error = rc;
@@ -1502,14 +1517,11 @@ scan:
             return s->error = rc;
         if (rc == 0)
             continue;
-        if (s->has_append) {
-            uint32_t blocker = kv_blocking_read(s, opi, next_state);
-            if (blocker != UINT32_MAX) {
-                if ((rc = note_blocked(s, s->ret_entry[blocker])) != 0)
-                    return s->error = rc;
-                continue;
-            }
-        }
+        rc = kv_rule_allows(s, opi, next_state);
+        if (rc < 0)
+            return s->error = rc;
+        if (rc == 0)
+            continue;
         rc = advance(s, opi, 0, window_end, next_state, run, false);
         if (rc < 0)
             return s->error = rc;

@@ -180,8 +180,8 @@ END_TEST
 
 START_TEST(test_register_read_null_unknown)
 {
-    /* Under "value" the null read sees the empty register after a write;
-     * under "unknown" it was simply not recorded. */
+    /* Under "value" the null read observes the empty register after a
+     * write. Under "unknown" it was simply not recorded. */
     const char *h[] = {"0 invoke write 1", "0 ok write 1", "1 invoke read null",
                        "1 ok read null", NULL};
     struct chk_lin_options o = opts(CHK_MODEL_REGISTER);
@@ -558,7 +558,7 @@ END_TEST
 /* ---- differential test against a brute-force checker --------------------- */
 
 /*
- * The reference checker knows nothing of the search's reductions: it tries
+ * The reference checker uses none of the search's reductions: it tries
  * every order of the operations that respects real time, with info
  * operations optional, on histories of at most RAND_OPS operations.
  */
@@ -733,7 +733,12 @@ static enum chk_verdict random_case(uint64_t seed, bool kv,
             op->key = (int)fl_rng_below(&rng, RAND_KEYS);
             if (kv) {
                 int pick = (int)fl_rng_below(&rng, 3);
-                op->f = pick == 0 ? R_GET : pick == 1 ? R_APPEND : R_PUT;
+                if (pick == 0)
+                    op->f = R_GET;
+                else if (pick == 1)
+                    op->f = R_APPEND;
+                else
+                    op->f = R_PUT;
             } else {
                 op->f = (int)fl_rng_below(&rng, 3);
             }
