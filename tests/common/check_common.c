@@ -1247,8 +1247,8 @@ END_TEST
 START_TEST(test_json_every_prefix_clean)
 {
     static const char *const docs[] = {
-        "{\"a\":[1,-2.5e3,\"x\\u00e9\\ud83d\\ude00\",true,false,null],"
-        "\"b\":{\"c\":\"\\\"\"},\"d\":\"\xc3\xa9\xf0\x9f\x98\x80\"}",
+        ("{\"a\":[1,-2.5e3,\"x\\u00e9\\ud83d\\ude00\",true,false,null],"
+         "\"b\":{\"c\":\"\\\"\"},\"d\":\"\xc3\xa9\xf0\x9f\x98\x80\"}"),
         "12345.5e10",
         "[\"\\\\\",\"\\\"\",-0]",
     };
