@@ -45,3 +45,13 @@ int fl_input_error(char *msg, size_t size, const char *fmt, ...)
         fl_scrub_controls(msg);
     return FL_EINPUT;
 }
+
+int fl_errorf(char *msg, size_t size, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, size, fmt, ap);
+    va_end(ap);
+    return rc;
+}

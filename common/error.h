@@ -41,6 +41,11 @@ const char *fl_strerror(int code);
 int fl_input_error(char *msg, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Formats a description of a failure into msg (truncated to size) and
+ * returns rc, so callers can write `return fl_errorf(...)`. */
+int fl_errorf(char *msg, size_t size, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Replaces the control characters of the C string s with '?'. */
 void fl_scrub_controls(char *s);
 
