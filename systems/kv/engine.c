@@ -275,7 +275,8 @@ static int flush_locked(struct kv_engine *e)
     if (e->opts.sync != KV_SYNC_NONE) {
         pthread_cond_signal(&e->work);
     } else {
-        /* Nothing syncs sealed segments in "none": just close them. */
+        /* No sync thread runs in "none", so nothing else can be using the
+         * sealed segments' descriptors. */
         for (size_t i = 0; i < e->wal.nretired; i++)
             e->vfs->close(e->vfs->ctx, e->wal.retired[i]);
         e->wal.nretired = 0;
@@ -581,15 +582,14 @@ static void sleep_ms(unsigned ms)
 
 /*
  * The sync thread. Whenever records were written past the synced point, it
- * takes the newest sequence number and fdatasyncs the sealed segments and
- * then the current one. It does so without the lock, so writers keep
- * appending and their records join the next round. Then it publishes the
- * new durable point.
+ * takes the newest sequence number and fdatasyncs the current segment
+ * (sealed ones were synced when they were sealed). It does so without the
+ * lock, so writers keep appending and their records join the next round.
+ * Then it publishes the new durable point.
  */
 static void *sync_main(void *arg)
 {
     struct kv_engine *e = arg;
-    int retired[KV_WAL_MAX_RETIRED];
 
     pthread_mutex_lock(&e->lock);
     for (;;) {
@@ -608,19 +608,19 @@ static void *sync_main(void *arg)
         /* Only what reached the file: deferred records wait for kv_flush. */
         uint64_t target = e->wal.last_seq;
         int fd = e->wal.fd;
+        /* Take the sealed segments' descriptors, which only need closing
+         * once no fdatasync on them is running. */
+        int *retired = e->wal.retired;
         size_t nretired = e->wal.nretired;
-        memcpy(retired, e->wal.retired, nretired * sizeof(int));
+        e->wal.retired = NULL;
         e->wal.nretired = 0;
+        e->wal.retired_cap = 0;
         pthread_mutex_unlock(&e->lock);
 
-        int rc = 0;
-        for (size_t i = 0; i < nretired; i++) {
-            if (rc == 0)
-                rc = e->vfs->fdatasync(e->vfs->ctx, retired[i]);
+        for (size_t i = 0; i < nretired; i++)
             e->vfs->close(e->vfs->ctx, retired[i]);
-        }
-        if (rc == 0)
-            rc = e->vfs->fdatasync(e->vfs->ctx, fd);
+        free(retired);
+        int rc = e->vfs->fdatasync(e->vfs->ctx, fd);
 
         pthread_mutex_lock(&e->lock);
         if (rc != 0) {

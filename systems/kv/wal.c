@@ -157,26 +157,33 @@ static int create_segment(struct kv_wal *w, uint64_t first_seq, int *out,
 int kv_wal_roll(struct kv_wal *w, uint64_t next_seq, char *err, size_t errsize)
 {
     int fd;
-    int rc = create_segment(w, next_seq, &fd, err, errsize);
+    int rc;
 
-    if (rc != 0)
-        return rc;
+    /*
+     * Seal the current segment before the next one exists. Recovery treats
+     * damage in any segment but the newest as corruption of durable data,
+     * which holds only if every record of a sealed segment reached the disk
+     * first, whatever the sync policy.
+     */
     if (w->fd >= 0) {
-        if (w->nretired == KV_WAL_MAX_RETIRED) {
-            /* The sync thread is far behind: seal this one here. */
-            rc = w->vfs->fdatasync(w->vfs->ctx, w->fd);
-            w->vfs->close(w->vfs->ctx, w->fd);
-            if (rc != 0) {
-                w->vfs->close(w->vfs->ctx, fd);
-                w->fd = -1;
-                return fl_errorf(err, errsize, rc,
-                                 "fdatasync of a sealed segment failed: %s",
-                                 fl_strerror(rc));
-            }
-        } else {
-            w->retired[w->nretired++] = w->fd;
+        if (fl_vec_reserve((void **)&w->retired, &w->retired_cap,
+                           w->nretired + 1, sizeof(*w->retired), NULL) != 0)
+            return fl_errorf(err, errsize, -ENOMEM,
+                             "out of memory sealing a log segment");
+        rc = w->vfs->fdatasync(w->vfs->ctx, w->fd);
+        if (rc != 0) {
+            char name[64];
+            kv_wal_segment_name(name, sizeof(name), w->first_seq);
+            return fl_errorf(err, errsize, rc,
+                             "fdatasync of %s/%s before sealing it failed: %s",
+                             w->dir, name, fl_strerror(rc));
         }
     }
+    rc = create_segment(w, next_seq, &fd, err, errsize);
+    if (rc != 0)
+        return rc;
+    if (w->fd >= 0)
+        w->retired[w->nretired++] = w->fd;
     w->fd = fd;
     w->first_seq = next_seq;
     w->end = KV_SEG_HEADER;
@@ -564,7 +571,10 @@ void kv_wal_close(struct kv_wal *w)
 {
     for (size_t i = 0; i < w->nretired; i++)
         w->vfs->close(w->vfs->ctx, w->retired[i]);
+    free(w->retired);
+    w->retired = NULL;
     w->nretired = 0;
+    w->retired_cap = 0;
     if (w->fd >= 0)
         w->vfs->close(w->vfs->ctx, w->fd);
     w->fd = -1;

@@ -34,8 +34,6 @@
 #define KV_BUG_IGNORE_CRC             (1u << 2)
 #define KV_BUG_TRUNCATE_ON_CORRUPTION (1u << 3)
 
-#define KV_WAL_MAX_RETIRED 64
-
 struct kv_wal {
     const struct kv_vfs *vfs;
     char dir[3072];
@@ -45,10 +43,11 @@ struct kv_wal {
     uint64_t first_seq;     /* of the newest segment */
     off_t end;              /* its size */
     uint64_t last_seq;      /* last record written */
-    /* Sealed segments still open: their data must be synced before the
-     * records in them are acknowledged (the sync thread does it). */
-    int retired[KV_WAL_MAX_RETIRED];
+    /* Sealed segments still open. They are durable already, but the sync
+     * thread may be inside an fdatasync of one, so it closes them. */
+    int *retired;
     size_t nretired;
+    size_t retired_cap;
     uint64_t truncated_bytes; /* torn tail dropped by the last recovery */
 };
 

@@ -2016,6 +2016,87 @@ START_TEST(test_files_durable_before_use)
 }
 END_TEST
 
+/*
+ * Checks that every log segment was fdatasynced after its last write and
+ * before the next segment was renamed into place, so that no record of a
+ * sealed segment can be lost to a power cut. Returns NULL or the first
+ * violation in why.
+ */
+static const char *check_sealed_before_next(const struct fault_vfs *f,
+                                            char *why, size_t size)
+{
+    const struct fault_event *ev = f->events;
+
+    for (size_t i = 0; i < f->nevents; i++) {
+        if (ev[i].op != FAULT_RENAME || ev[i].result != 0 ||
+            strncmp(ev[i].to, "wal-", 4) != 0)
+            continue;
+        /* Each segment written before this rename must be synced since
+         * its last write. */
+        for (size_t j = 0; j < i; j++) {
+            size_t len = strlen(ev[j].name);
+            bool segment = strncmp(ev[j].name, "wal-", 4) == 0 && len > 4 &&
+                           strcmp(ev[j].name + len - 4, ".log") == 0;
+            if (ev[j].op != FAULT_PWRITE || !segment ||
+                strcmp(ev[j].name, ev[i].to) == 0)
+                continue;
+            bool synced = false;
+            for (size_t k = j + 1; k < i; k++) {
+                if (ev[k].op == FAULT_PWRITE &&
+                    strcmp(ev[k].name, ev[j].name) == 0)
+                    break; /* a later write is checked on its own */
+                synced |=
+                    (ev[k].op == FAULT_FDATASYNC || ev[k].op == FAULT_FSYNC) &&
+                    ev[k].result == 0 && strcmp(ev[k].name, ev[j].name) == 0;
+            }
+            bool last = true;
+            for (size_t k = j + 1; k < i && last; k++)
+                last = !(ev[k].op == FAULT_PWRITE &&
+                         strcmp(ev[k].name, ev[j].name) == 0);
+            if (last && !synced) {
+                snprintf(why, size,
+                         "%s was renamed into place while the write at call "
+                         "%zu to %s was not yet fdatasynced",
+                         ev[i].to, j, ev[j].name);
+                return why;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Writers that do not wait for durability race the sync thread, so a
+ * segment fills up and the next one is created while the sync thread has
+ * not reached it; the roll itself must seal it. */
+START_TEST(test_roll_seals_segment_first)
+{
+    struct fault_vfs f;
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+    char why[256];
+    uint64_t seq = 0;
+
+    scratch_path(dir, sizeof(dir), "data");
+    fault_vfs_init(&f);
+    fault_vfs_trace(&f);
+    o.vfs = &f.vfs;
+    o.segment_bytes = 256;
+    struct kv_engine *e = open_ok(dir, &o);
+    for (int i = 0; i < 60; i++) {
+        char key[16];
+        key_name(key, sizeof(key), i % NKEYS);
+        seq = put_ok(e, key, str("a value to fill segments"));
+    }
+    ck_assert_int_eq(kv_wait(e, seq), 0);
+    kv_close(e);
+    ck_assert_msg(!f.events_lost, "the trace filled up");
+    ck_assert_uint_ge(fault_vfs_calls(&f, FAULT_RENAME), 10);
+    const char *verdict = check_sealed_before_next(&f, why, sizeof(why));
+    ck_assert_msg(verdict == NULL, "%s", verdict);
+    fault_vfs_destroy(&f);
+}
+END_TEST
+
 /* ---- 8. kv_apply ------------------------------------------------------- */
 
 static void apply_one_put(struct kv_engine *e, uint64_t index, const char *key,
@@ -2546,6 +2627,7 @@ static Suite *kv_suite(void)
     tcase_add_test(t, test_bug_ack_before_fsync_advances_durable);
     tcase_add_test(t, test_bug_ack_before_fsync_still_syncs);
     tcase_add_test(t, test_files_durable_before_use);
+    tcase_add_test(t, test_roll_seals_segment_first);
 
     t = new_case(s, "apply", 30);
     tcase_add_test(t, test_apply_skips_applied_indexes);
