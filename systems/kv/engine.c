@@ -234,6 +234,29 @@ static int replay(void *arg, const struct kv_rec *rec)
     return FL_ECORRUPT;
 }
 
+/* Hands the keys of a group of records about to be replayed to the index's
+ * prefetch. */
+static void replay_prefetch(void *arg, const struct kv_rec *recs, size_t n)
+{
+    struct kv_engine *e = arg;
+    struct fl_str keys[KV_INDEX_PREFETCH_MAX];
+    size_t nkeys = 0;
+
+    for (size_t i = 0; i < n && nkeys < KV_INDEX_PREFETCH_MAX; i++) {
+        const struct kv_rec *rec = &recs[i];
+        if (rec->type == KV_REC_PUT && rec->len >= 4) {
+            uint32_t klen = kv_get_u32(rec->payload);
+            if (klen <= rec->len - 4)
+                keys[nkeys++] =
+                    (struct fl_str){(const char *)rec->payload + 4, klen};
+        } else if (rec->type == KV_REC_DELETE) {
+            keys[nkeys++] =
+                (struct fl_str){(const char *)rec->payload, rec->len};
+        }
+    }
+    kv_index_prefetch(&e->index, keys, nkeys);
+}
+
 /* ---- writing records --------------------------------------------------- */
 
 /* Checks that the engine can take an operation; called with the lock. */
@@ -828,7 +851,7 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
         e->last_applied = applied;
         e->snapshot_seq = snap_seq;
         rc = kv_wal_open(&e->wal, e->vfs, dir, o->segment_bytes, o->bugs,
-                         snap_seq, replay, e, err, errsize);
+                         snap_seq, replay, replay_prefetch, e, err, errsize);
     }
     if (rc != 0) {
         free_engine(e);

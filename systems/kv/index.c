@@ -51,6 +51,32 @@ struct kv_entry *kv_index_find(const struct kv_index *x, const void *key,
     return NULL;
 }
 
+void kv_index_prefetch(const struct kv_index *x, const struct fl_str *keys,
+                       size_t n)
+{
+    uint64_t hashes[KV_INDEX_PREFETCH_MAX];
+    size_t mask = x->nbuckets - 1;
+
+    if (n > KV_INDEX_PREFETCH_MAX)
+        n = KV_INDEX_PREFETCH_MAX;
+    /* Three rounds, each loading what the previous one prefetched, so the
+     * misses of all n keys are in flight together. */
+    for (size_t i = 0; i < n; i++) {
+        hashes[i] = key_hash(keys[i].ptr, keys[i].len);
+        __builtin_prefetch(&x->buckets[hashes[i] & mask]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_entry *e = x->buckets[hashes[i] & mask];
+        if (e != NULL)
+            __builtin_prefetch(e);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_entry *e = x->buckets[hashes[i] & mask];
+        if (e != NULL && e->hash == hashes[i] && e->value != NULL)
+            __builtin_prefetch(e->value);
+    }
+}
+
 /* Doubles the bucket array; on failure the table just stays denser. */
 static void grow(struct kv_index *x)
 {

@@ -10,6 +10,8 @@
 #ifndef KV_INDEX_H
 #define KV_INDEX_H
 
+#include "buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,14 @@ int kv_index_put(struct kv_index *x, const void *key, size_t klen,
 /* Turns key into a tombstone of record seq. Returns 0 or -ENOMEM. */
 int kv_index_delete(struct kv_index *x, const void *key, size_t klen,
                     uint64_t seq);
+
+#define KV_INDEX_PREFETCH_MAX 16
+
+/* Prefetches the memory that changing each of the n keys (at most
+ * KV_INDEX_PREFETCH_MAX) will touch: its bucket, the first entry there and
+ * that entry's value. A hint only; it changes nothing. */
+void kv_index_prefetch(const struct kv_index *x, const struct fl_str *keys,
+                       size_t n);
 
 /* Frees tombstones whose delete (seq <= durable) can no longer be lost. */
 void kv_index_purge(struct kv_index *x, uint64_t durable);

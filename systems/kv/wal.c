@@ -299,40 +299,49 @@ static size_t valid_record_after(const struct kv_wal *w,
     return 0;
 }
 
+#define REPLAY_GROUP 16
+
 struct replay {
     struct kv_wal *w;
     uint64_t after_seq;
     uint64_t expect; /* next sequence number; 0 before the first segment */
     kv_wal_apply_fn apply;
+    kv_wal_prefetch_fn prefetch;
     void *arg;
     char *err;
     size_t errsize;
     bool drop_rest; /* the truncate-on-corruption bug cut a sealed segment */
+    /* One buffer for every segment, so its pages are faulted in once. */
+    unsigned char *buf;
+    size_t cap;
 };
 
-static int read_segment(struct kv_wal *w, int fd, const char *path,
-                        unsigned char **buf, size_t *size, char *err,
-                        size_t errsize)
+/* Reads the whole segment into r->buf, growing it when needed. */
+static int read_segment(struct replay *r, int fd, const char *path,
+                        size_t *size)
 {
+    struct kv_wal *w = r->w;
     off_t len;
     int rc = w->vfs->size(w->vfs->ctx, fd, &len);
 
     if (rc != 0)
-        return fl_errorf(err, errsize, rc, "%s: cannot read the size: %s", path,
-                         fl_strerror(rc));
+        return fl_errorf(r->err, r->errsize, rc, "%s: cannot read the size: %s",
+                         path, fl_strerror(rc));
     *size = (size_t)len;
-    *buf = malloc(*size ? *size : 1);
-    if (*buf == NULL)
-        return fl_errorf(err, errsize, -ENOMEM,
-                         "%s: out of memory reading %zu "
-                         "bytes",
-                         path, *size);
-    rc = kv_vfs_read_all(w->vfs, fd, *buf, *size, 0);
-    if (rc != 0) {
-        free(*buf);
-        return fl_errorf(err, errsize, rc, "%s: read failed: %s", path,
-                         fl_strerror(rc));
+    if (*size > r->cap || r->buf == NULL) {
+        unsigned char *bigger = malloc(*size ? *size : 1);
+        if (bigger == NULL)
+            return fl_errorf(r->err, r->errsize, -ENOMEM,
+                             "%s: out of memory reading %zu bytes", path,
+                             *size);
+        free(r->buf);
+        r->buf = bigger;
+        r->cap = *size;
     }
+    rc = kv_vfs_read_all(w->vfs, fd, r->buf, *size, 0);
+    if (rc != 0)
+        return fl_errorf(r->err, r->errsize, rc, "%s: read failed: %s", path,
+                         fl_strerror(rc));
     return 0;
 }
 
@@ -376,9 +385,10 @@ static int replay_segment(struct replay *r, uint64_t first, bool newest)
     if (fd < 0)
         return fl_errorf(r->err, r->errsize, fd, "%s: cannot open: %s", path,
                          fl_strerror(fd));
-    rc = read_segment(w, fd, path, &buf, &size, r->err, r->errsize);
+    rc = read_segment(r, fd, path, &size);
     if (rc != 0)
         goto out;
+    buf = r->buf;
     if (size < KV_SEG_HEADER || kv_seg_decode(buf, &hdr_first, &why) != 0 ||
         hdr_first != first) {
         rc = fl_errorf(
@@ -409,22 +419,42 @@ static int replay_segment(struct replay *r, uint64_t first, bool newest)
         goto out;
     }
 
+    /* Records go in groups: the whole group is parsed and handed to the
+     * prefetch hook first, so the index's cache misses overlap. */
     while (off < size) {
-        struct kv_rec rec;
-        size_t total;
-        rc = parse_record(w, buf, size, off, r->expect, check, &rec, &total,
-                          &why);
+        struct kv_rec recs[REPLAY_GROUP];
+        size_t starts[REPLAY_GROUP];
+        size_t n = 0;
+        size_t at = off;
+        size_t skip = 0;
+
+        rc = 0;
+        while (n < REPLAY_GROUP && at < size) {
+            size_t total;
+            rc = parse_record(w, buf, size, at, r->expect + n, check, &recs[n],
+                              &total, &why);
+            if (rc != 0)
+                break;
+            starts[n++] = at;
+            at += total;
+        }
+        while (skip < n && recs[skip].seq <= r->after_seq)
+            skip++;
+        if (r->prefetch != NULL && skip < n)
+            r->prefetch(r->arg, recs + skip, n - skip);
+        for (size_t i = 0; i < n; i++) {
+            if (i >= skip && r->apply(r->arg, &recs[i]) != 0) {
+                rc = fl_errorf(r->err, r->errsize, FL_ECORRUPT,
+                               "%s: offset %zu: record %" PRIu64
+                               " has a malformed payload",
+                               path, starts[i], recs[i].seq);
+                goto out;
+            }
+            r->expect++;
+        }
+        off = at;
         if (rc != 0)
             break;
-        if (rec.seq > r->after_seq && (rc = r->apply(r->arg, &rec)) != 0) {
-            rc = fl_errorf(r->err, r->errsize, FL_ECORRUPT,
-                           "%s: offset %zu: record %" PRIu64
-                           " has a malformed payload",
-                           path, off, rec.seq);
-            goto out;
-        }
-        r->expect++;
-        off += total;
     }
     if (off < size) {
         bool cut = (w->bugs & KV_BUG_TRUNCATE_ON_CORRUPTION) != 0;
@@ -470,7 +500,6 @@ static int replay_segment(struct replay *r, uint64_t first, bool newest)
 out:
     if (fd >= 0)
         w->vfs->close(w->vfs->ctx, fd);
-    free(buf);
     return rc;
 }
 
@@ -490,13 +519,15 @@ static int remove_file(struct kv_wal *w, const char *name, char *err,
 
 int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
                 uint64_t segment_bytes, unsigned bugs, uint64_t after_seq,
-                kv_wal_apply_fn apply, void *arg, char *err, size_t errsize)
+                kv_wal_apply_fn apply, kv_wal_prefetch_fn prefetch, void *arg,
+                char *err, size_t errsize)
 {
     struct listing l;
     struct replay r = {
         .w = w,
         .after_seq = after_seq,
         .apply = apply,
+        .prefetch = prefetch,
         .arg = arg,
         .err = err,
         .errsize = errsize,
@@ -545,6 +576,7 @@ int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
     }
     if (rc == 0 && r.drop_rest)
         rc = sync_dir(w);
+    free(r.buf);
     free_listing(&l);
     if (rc != 0) {
         kv_wal_close(w);

@@ -54,6 +54,11 @@ struct kv_wal {
 /* Called for each record replayed; a nonzero return stops recovery. */
 typedef int (*kv_wal_apply_fn)(void *arg, const struct kv_rec *rec);
 
+/* Called, when not NULL, with up to 16 valid records before they are
+ * applied, so the caller can prefetch the memory they will touch. */
+typedef void (*kv_wal_prefetch_fn)(void *arg, const struct kv_rec *recs,
+                                   size_t n);
+
 /*
  * Prepares w for directory dir (which must exist), replays every record
  * with a sequence number above after_seq through apply, repairs a torn tail
@@ -63,7 +68,8 @@ typedef int (*kv_wal_apply_fn)(void *arg, const struct kv_rec *rec);
  */
 int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
                 uint64_t segment_bytes, unsigned bugs, uint64_t after_seq,
-                kv_wal_apply_fn apply, void *arg, char *err, size_t errsize);
+                kv_wal_apply_fn apply, kv_wal_prefetch_fn prefetch, void *arg,
+                char *err, size_t errsize);
 
 /* Closes every open segment without syncing. */
 void kv_wal_close(struct kv_wal *w);
