@@ -473,24 +473,28 @@ static void bad_frame(const char *req, size_t len, const char *before,
     close(fd);
 }
 
+/* A string literal and its length without the terminating NUL. */
+#define FRAME(literal) literal, sizeof(literal) - 1
+
 static void check_bad_frames(void)
 {
     static char big[70000];
 
     section = "bad frames";
-    bad_frame("*1\r\n$4\r\nPING\r\n*x\r\n", 19, "+PONG\r\n",
+    bad_frame(FRAME("*1\r\n$4\r\nPING\r\n*x\r\n"), "+PONG\r\n",
               "invalid character 'x'", "array length that is not a number");
-    bad_frame("SET held 1\r\n*x\r\n", 16, "+OK\r\n", "invalid character",
+    bad_frame(FRAME("SET held 1\r\n*x\r\n"), "+OK\r\n", "invalid character",
               "an error after a write waiting for its fdatasync");
-    bad_frame("*1\r\n$-1\r\n", 9, "", "null", "null bulk string");
-    bad_frame("*1\r\n$4\r\nPINGxx", 14, "", "CRLF", "bulk string without CRLF");
-    bad_frame("*1\r\n:4\r\n", 8, "", "expected '$'",
+    bad_frame(FRAME("*1\r\n$-1\r\n"), "", "null", "null bulk string");
+    bad_frame(FRAME("*1\r\n$4\r\nPINGxx"), "", "CRLF",
+              "bulk string without CRLF");
+    bad_frame(FRAME("*1\r\n:4\r\n"), "", "expected '$'",
               "integer instead of a bulk string");
-    bad_frame("*2\r\n$3\r\nSET\r\n$2000\r\n", 22, "", "2000",
+    bad_frame(FRAME("*2\r\n$3\r\nSET\r\n$2000\r\n"), "", "2000",
               "bulk string over --max-value");
     memset(big, 'a', sizeof(big));
     bad_frame(big, sizeof(big), "", "inline", "inline line over the limit");
-    bad_frame("SET \"k v\r\n", 10, "", "unterminated", "unbalanced quotes");
+    bad_frame(FRAME("SET \"k v\r\n"), "", "unterminated", "unbalanced quotes");
     /* The server survived all of them. */
     round_trip("GET k\r\n", "$2\r\nv3\r\n", "GET after the bad frames");
 }
