@@ -55,6 +55,7 @@ struct kv_engine {
     uint64_t syncs;
     uint64_t recovered;
     bool snapshot_wanted;
+    bool syncing; /* a sync round is running */
     bool snapshot_running;
 
     _Atomic int failed; /* 0, or the error that made the engine fail */
@@ -133,6 +134,16 @@ const char *kv_bug_names(void)
 
 /* Makes the engine fail with rc (called with the lock held). Only the first
  * failure is kept: it is the cause, later ones are consequences. */
+/* Makes the eventfd of kv_notify_fd readable. */
+static void notify(struct kv_engine *e)
+{
+    if (e->notify_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(e->notify_fd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
 static int fail_locked(struct kv_engine *e, int rc, const char *what)
 {
     if (atomic_load(&e->failed) == 0) {
@@ -143,11 +154,7 @@ static int fail_locked(struct kv_engine *e, int rc, const char *what)
         FL_LOG_ERRORF("kv", "engine failed", "dir=%s error=\"%s\"", e->dir,
                       what);
         pthread_cond_broadcast(&e->synced);
-        if (e->notify_fd >= 0) {
-            uint64_t one = 1;
-            ssize_t w = write(e->notify_fd, &one, sizeof(one));
-            (void)w;
-        }
+        notify(e);
     }
     return FL_ESTICKY;
 }
@@ -265,9 +272,10 @@ static int usable(struct kv_engine *e)
     return atomic_load(&e->failed) != 0 ? FL_ESTICKY : 0;
 }
 
-/* Writes the records kept in e->record to the log and hands them to the
- * sync thread. Called with the lock held; returns 0 or FL_ESTICKY. */
-static int flush_locked(struct kv_engine *e)
+/* Writes the records kept in e->record to the log and, with wake, hands
+ * them to the sync thread. Called with the lock held; returns 0 or
+ * FL_ESTICKY. */
+static int flush_locked(struct kv_engine *e, bool wake)
 {
     char err[512];
     int rc;
@@ -289,14 +297,11 @@ static int flush_locked(struct kv_engine *e)
          * "none", and the planted bug otherwise. */
         atomic_store(&e->durable_seq, e->last_seq);
         pthread_cond_broadcast(&e->synced);
-        if (e->notify_fd >= 0) {
-            uint64_t one = 1;
-            ssize_t w = write(e->notify_fd, &one, sizeof(one));
-            (void)w;
-        }
+        notify(e);
     }
     if (e->opts.sync != KV_SYNC_NONE) {
-        pthread_cond_signal(&e->work);
+        if (wake)
+            pthread_cond_signal(&e->work);
     } else {
         /* No sync thread runs in "none", so nothing else can be using the
          * sealed segments' descriptors. */
@@ -323,7 +328,7 @@ static uint64_t log_record(struct kv_engine *e, enum kv_rec_type type)
     e->last_seq = seq;
     e->since_snapshot++;
     if (!e->opts.deferred_writes || e->record.len >= (1u << 20)) {
-        if (flush_locked(e) != 0)
+        if (flush_locked(e, true) != 0)
             return 0;
     }
     if (e->opts.snapshot_every != 0 &&
@@ -566,7 +571,7 @@ int kv_flush(struct kv_engine *e)
     int rc;
 
     pthread_mutex_lock(&e->lock);
-    rc = flush_locked(e);
+    rc = flush_locked(e, true);
     pthread_mutex_unlock(&e->lock);
     return rc;
 }
@@ -577,7 +582,8 @@ int kv_wait(struct kv_engine *e, uint64_t seq)
 
     pthread_mutex_lock(&e->lock);
     if (e->wal.last_seq < seq)
-        flush_locked(e); /* a deferred record would never become durable */
+        flush_locked(e,
+                     true); /* a deferred record would never become durable */
     while (atomic_load(&e->durable_seq) < seq && atomic_load(&e->failed) == 0)
         pthread_cond_wait(&e->synced, &e->lock);
     if (atomic_load(&e->durable_seq) < seq)
@@ -603,13 +609,65 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+/* Checks whether written records or sealed descriptors wait for a sync
+ * round; called with the lock held. */
+static bool sync_wanted(const struct kv_engine *e)
+{
+    return e->wal.nretired != 0 || e->wal.last_seq != e->synced_seq;
+}
+
 /*
- * The sync thread. Whenever records were written past the synced point, it
- * takes the newest sequence number and fdatasyncs the current segment
- * (sealed ones were synced when they were sealed). It does so without the
- * lock, so writers keep appending and their records join the next round.
- * Then it publishes the new durable point.
+ * Runs one sync round; called with the lock held, and returns with it held.
+ * It takes the newest sequence number written and fdatasyncs the current
+ * segment (sealed ones were synced when they were sealed). It does so
+ * without the lock, so writers keep appending and their records join the
+ * next round. Then it publishes the new durable point. Only one round runs
+ * at a time. Returns 0 or FL_ESTICKY.
  */
+static int sync_round(struct kv_engine *e)
+{
+    /* Only what reached the file: deferred records wait for kv_flush. */
+    uint64_t target = e->wal.last_seq;
+    int fd = e->wal.fd;
+    /* Take the sealed segments' descriptors. No other round runs, so no
+     * fdatasync on them is in progress and they can be closed. */
+    int *retired = e->wal.retired;
+    size_t nretired = e->wal.nretired;
+
+    e->wal.retired = NULL;
+    e->wal.nretired = 0;
+    e->wal.retired_cap = 0;
+    e->syncing = true;
+    pthread_mutex_unlock(&e->lock);
+
+    for (size_t i = 0; i < nretired; i++)
+        e->vfs->close(e->vfs->ctx, retired[i]);
+    free(retired);
+    int rc = e->vfs->fdatasync(e->vfs->ctx, fd);
+
+    pthread_mutex_lock(&e->lock);
+    e->syncing = false;
+    if (rc != 0) {
+        char what[256];
+        snprintf(what, sizeof(what), "fdatasync of the log failed: %s",
+                 fl_strerror(rc));
+        return fail_locked(e, rc, what);
+    }
+    e->syncs++;
+    e->synced_seq = target;
+    if (target > atomic_load(&e->durable_seq))
+        atomic_store(&e->durable_seq, target);
+    if (e->index.entries - e->index.live > e->index.live / 2 + 4096)
+        kv_index_purge(&e->index, target);
+    pthread_cond_broadcast(&e->synced);
+    /* Records written during the round need another one. */
+    if (sync_wanted(e))
+        pthread_cond_signal(&e->work);
+    return 0;
+}
+
+/* The sync thread: runs sync rounds whenever records are written past the
+ * synced point and no caller is running one through kv_sync. */
 static void *sync_main(void *arg)
 {
     struct kv_engine *e = arg;
@@ -617,57 +675,40 @@ static void *sync_main(void *arg)
     pthread_mutex_lock(&e->lock);
     for (;;) {
         while (!e->stopping && atomic_load(&e->failed) == 0 &&
-               e->wal.nretired == 0 && e->wal.last_seq == e->synced_seq)
+               (e->syncing || !sync_wanted(e)))
             pthread_cond_wait(&e->work, &e->lock);
-        if (atomic_load(&e->failed) != 0 ||
-            (e->stopping && e->wal.nretired == 0 &&
-             e->wal.last_seq == e->synced_seq))
+        if (atomic_load(&e->failed) != 0 || (e->stopping && !sync_wanted(e)))
             break;
+        if (e->syncing)
+            continue; /* stopping while kv_sync runs a round: wait for it */
         if (e->opts.sync == KV_SYNC_BATCH && !e->stopping) {
             pthread_mutex_unlock(&e->lock);
             sleep_ms(e->opts.batch_ms);
             pthread_mutex_lock(&e->lock);
+            if (e->syncing)
+                continue;
         }
-        /* Only what reached the file: deferred records wait for kv_flush. */
-        uint64_t target = e->wal.last_seq;
-        int fd = e->wal.fd;
-        /* Take the sealed segments' descriptors, which only need closing
-         * once no fdatasync on them is running. */
-        int *retired = e->wal.retired;
-        size_t nretired = e->wal.nretired;
-        e->wal.retired = NULL;
-        e->wal.nretired = 0;
-        e->wal.retired_cap = 0;
-        pthread_mutex_unlock(&e->lock);
-
-        for (size_t i = 0; i < nretired; i++)
-            e->vfs->close(e->vfs->ctx, retired[i]);
-        free(retired);
-        int rc = e->vfs->fdatasync(e->vfs->ctx, fd);
-
-        pthread_mutex_lock(&e->lock);
-        if (rc != 0) {
-            char what[256];
-            snprintf(what, sizeof(what), "fdatasync of the log failed: %s",
-                     fl_strerror(rc));
-            fail_locked(e, rc, what);
+        if (sync_round(e) != 0)
             break;
-        }
-        e->syncs++;
-        e->synced_seq = target;
-        if (target > atomic_load(&e->durable_seq))
-            atomic_store(&e->durable_seq, target);
-        if (e->index.entries - e->index.live > e->index.live / 2 + 4096)
-            kv_index_purge(&e->index, target);
-        pthread_cond_broadcast(&e->synced);
-        if (e->notify_fd >= 0) {
-            uint64_t one = 1;
-            ssize_t w = write(e->notify_fd, &one, sizeof(one));
-            (void)w;
-        }
+        notify(e);
     }
     pthread_mutex_unlock(&e->lock);
     return NULL;
+}
+
+int kv_sync(struct kv_engine *e)
+{
+    int rc;
+
+    pthread_mutex_lock(&e->lock);
+    /* Under "always" the caller syncs, unless a round is running already,
+     * and then the sync thread takes these records in its next round. */
+    rc = flush_locked(e, e->opts.sync != KV_SYNC_ALWAYS);
+    if (rc == 0 && e->opts.sync == KV_SYNC_ALWAYS && !e->syncing &&
+        sync_wanted(e))
+        rc = sync_round(e);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
 }
 
 /* ---- snapshots --------------------------------------------------------- */
@@ -696,7 +737,7 @@ static int take_snapshot(struct kv_engine *e)
         return 0; /* nothing new, or another snapshot is being written */
     }
     if (rc == 0)
-        rc = flush_locked(e);
+        rc = flush_locked(e, true);
     if (rc == 0)
         rc = kv_snap_serialize(&e->index, &body, &count);
     if (rc == 0 && (rc = kv_wal_roll(&e->wal, seq + 1, err, sizeof(err))) != 0)
@@ -894,7 +935,7 @@ void kv_close(struct kv_engine *e)
         return;
     pthread_mutex_lock(&e->lock);
     if (atomic_load(&e->failed) == 0)
-        flush_locked(e);
+        flush_locked(e, true);
     e->stopping = true;
     pthread_cond_broadcast(&e->work);
     pthread_cond_broadcast(&e->snap_cv);

@@ -730,9 +730,9 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
                     flush_out(&s, c);
             }
         }
-        /* One write for every record this pass logged, then release what
-         * has become durable meanwhile. */
-        kv_flush(e);
+        /* One write for every record this pass logged, and its fdatasync,
+         * then release what has become durable. */
+        kv_sync(e);
         release_all(&s);
         if (s.stopping && kv_error(e)[0] != '\0')
             break; /* nothing held back can become durable any more */

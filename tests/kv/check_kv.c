@@ -2363,6 +2363,49 @@ START_TEST(test_group_commit_shares_fdatasync)
 }
 END_TEST
 
+/* kv_sync runs the fdatasync itself under "always": the records are
+ * durable when it returns, and a failed fdatasync makes the engine fail. */
+START_TEST(test_sync_runs_round_inline)
+{
+    struct fault_vfs f;
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+
+    scratch_path(dir, sizeof(dir), "data");
+    fault_vfs_init(&f);
+    o.vfs = &f.vfs;
+    o.deferred_writes = true;
+    struct kv_engine *e = open_ok(dir, &o);
+    uint64_t a = put_ok(e, "k00", str("one"));
+    uint64_t b = put_ok(e, "k01", str("two"));
+    ck_assert_uint_lt(kv_durable(e), a);
+    uint64_t before = fault_vfs_calls(&f, FAULT_FDATASYNC);
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_ge(kv_durable(e), b);
+    ck_assert_uint_eq(fault_vfs_calls(&f, FAULT_FDATASYNC), before + 1);
+
+    /* Nothing new: no round. */
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(fault_vfs_calls(&f, FAULT_FDATASYNC), before + 1);
+
+    fault_vfs_fail_call(&f, FAULT_FDATASYNC,
+                        fault_vfs_calls(&f, FAULT_FDATASYNC) + 1, EIO);
+    uint64_t c = put_ok(e, "k02", str("three"));
+    ck_assert_int_eq(kv_sync(e), FL_ESTICKY);
+    ck_assert_uint_lt(kv_durable(e), c);
+    ck_assert_int_eq(kv_wait(e, c), FL_ESTICKY);
+    ck_assert_ptr_nonnull(strstr(kv_error(e), "fdatasync"));
+    kv_close(e);
+    fault_vfs_destroy(&f);
+
+    struct kv_options plain = options();
+    e = open_ok(dir, &plain);
+    expect_value(e, "k00", "one");
+    expect_value(e, "k01", "two");
+    kv_close(e);
+}
+END_TEST
+
 /* ---- 11. the data directory -------------------------------------------- */
 
 START_TEST(test_open_busy_directory)
@@ -2636,6 +2679,7 @@ static Suite *kv_suite(void)
     t = new_case(s, "durability", 60);
     tcase_add_test(t, test_get_reports_pending_wait);
     tcase_add_test(t, test_group_commit_shares_fdatasync);
+    tcase_add_test(t, test_sync_runs_round_inline);
     tcase_add_test(t, test_sync_policies_keep_data);
 
     t = new_case(s, "directory", 30);
