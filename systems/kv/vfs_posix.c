@@ -146,14 +146,21 @@ static int p_list(void *ctx, const char *path,
     (void)ctx;
     if (d == NULL)
         return -errno;
-    errno = 0;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
+    for (;;) {
+        /* readdir reports errors only through errno, which the callback
+         * may have changed, so reset it before every call. */
+        errno = 0;
+        e = readdir(d);
+        if (e == NULL) {
+            rc = -errno;
+            break;
+        }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         rc = each(arg, e->d_name);
+        if (rc != 0)
+            break;
     }
-    if (rc == 0 && errno != 0)
-        rc = -errno;
     closedir(d);
     return rc;
 }
