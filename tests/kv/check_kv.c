@@ -1903,6 +1903,33 @@ START_TEST(test_bug_ack_before_fsync_still_syncs)
 }
 END_TEST
 
+/* With the bug, kv_sync must not run the fdatasync itself: it returns at
+ * once with the record reported durable, so an event loop sends the reply
+ * before the fdatasync, which the sync thread runs. */
+START_TEST(test_bug_ack_before_fsync_in_sync)
+{
+    struct fault_vfs f;
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+
+    fault_vfs_init(&f);
+    o.vfs = &f.vfs;
+    o.bugs = KV_BUG_ACK_BEFORE_FSYNC;
+    o.deferred_writes = true;
+    scratch_path(dir, sizeof(dir), "data");
+    struct kv_engine *e = open_ok(dir, &o);
+    fault_vfs_close_gate(&f);
+    uint64_t seq = put_ok(e, "k00", str("acked early"));
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_ge(kv_durable(e), seq);
+    bool synced = fault_vfs_wait_blocked(&f, 1, 2000);
+    fault_vfs_open_gate(&f);
+    kv_close(e);
+    ck_assert_msg(synced, "no fdatasync followed the early acknowledgement");
+    fault_vfs_destroy(&f);
+}
+END_TEST
+
 /* ---- durable file creation ---------------------------------------------- */
 
 /*
@@ -2669,6 +2696,7 @@ static Suite *kv_suite(void)
     tcase_add_test(t, test_bug_skip_dir_fsync_skips_all);
     tcase_add_test(t, test_bug_ack_before_fsync_advances_durable);
     tcase_add_test(t, test_bug_ack_before_fsync_still_syncs);
+    tcase_add_test(t, test_bug_ack_before_fsync_in_sync);
     tcase_add_test(t, test_files_durable_before_use);
     tcase_add_test(t, test_roll_seals_segment_first);
 
