@@ -27,7 +27,9 @@ static const char help[] =
     "Options:\n"
     "  --data-dir DIR          directory of the log and snapshots (created\n"
     "                          when missing; required)\n"
-    "  --listen HOST:PORT      numeric address to listen on (default\n"
+    "  --listen HOST:PORT      numeric IPv4 address or [IPv6] address and\n"
+    "                          port to listen on; port 0 picks a free one,\n"
+    "                          which the log reports (default\n"
     "                          127.0.0.1:7379)\n"
     "  --sync POLICY           always: acknowledge after fdatasync (default);\n"
     "                          batch:MS: fdatasync at most every MS\n"
@@ -48,8 +50,9 @@ static const char help[] =
     "  -h, --help              show this help\n"
     "\n"
     "SIGTERM and SIGINT stop accepting connections, wait until every pending\n"
-    "reply is durable and sent, and exit with 0. Exit codes: 0 clean stop,\n"
-    "1 the store could not be opened or served, 2 usage error.\n";
+    "reply is durable and sent (at most 5 s for clients that do not read),\n"
+    "and exit. Exit codes: 0 clean stop, 1 the store could not be opened or\n"
+    "a write to it failed, 2 usage error.\n";
 
 enum {
     OPT_DATA_DIR = 256,
@@ -196,6 +199,13 @@ int main(int argc, char **argv)
         return usage("unexpected argument \"%s\"", argv[optind]);
     if (dir == NULL)
         return usage("%s", "missing --data-dir");
+    if (dir[0] == '\0')
+        return usage("%s",
+                     "invalid --data-dir \"\": expected a directory path");
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    if (kv_listen_parse(so.listen, &addr, &addr_len, err, sizeof(err)) != 0)
+        return usage("invalid --listen \"%s\": %s", so.listen, err);
     if (o.bugs != 0)
         FL_LOG_WARNF("kvd", "running with planted bugs", "bugs=0x%x", o.bugs);
 
@@ -213,6 +223,11 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = kv_serve(e, &so, err, sizeof(err));
+    if (rc == 0 && kv_error(e)[0] != '\0') {
+        /* Served until the signal, but writes failed on the way. */
+        snprintf(err, sizeof(err), "%s", kv_error(e));
+        rc = FL_ESTICKY;
+    }
     kv_close(e);
     if (rc != 0) {
         FL_LOG_ERRORF("kvd", "stopped on an error", "error=\"%s\"", err);

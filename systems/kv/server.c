@@ -4,12 +4,14 @@
 #include "server.h"
 
 #include "arena.h"
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 #include "resp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,14 +21,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK (64 * 1024)
 /* A client that does not read its replies stops being read from past this
  * many unsent bytes. */
 #define OUT_HIGH_WATER (64u << 20)
+/* After SIGTERM, clients that have not taken their replies by then are
+ * dropped. Their writes are durable already; only the replies are lost. */
+#define DRAIN_SECONDS 5
+/* Descriptors kept free beyond the clients for the log, the listening
+ * socket, epoll, the signalfd and the eventfd. */
+#define FD_RESERVE 64
 
 enum tag { TAG_LISTEN, TAG_SIGNAL, TAG_NOTIFY, TAG_CLIENT };
 
@@ -50,7 +60,8 @@ struct client {
     size_t nmarks;
     size_t marks_head;
     size_t marks_cap;
-    bool closing;  /* close once out is sent */
+    bool closing;  /* parse nothing more; close once out is sent */
+    bool eof;      /* the peer sent FIN: close once every reply is sent */
     bool writable; /* EPOLLOUT is armed */
     bool reading;  /* EPOLLIN is armed */
     struct client *prev;
@@ -76,6 +87,10 @@ struct server {
     uint64_t next_id;
     uint64_t commands;
     bool stopping;
+    int64_t drain_deadline_ns; /* when stopping: give up on clients then */
+    size_t max_clients;        /* o->max_clients, lowered to the fd limit */
+    int spare_fd;        /* kept open to accept and close when out of fds */
+    uint64_t refused;    /* connections closed for lack of descriptors */
     struct fl_buf value; /* scratch for GET */
     char err[512];
 };
@@ -107,6 +122,12 @@ static void reply_done(struct client *c, struct fl_buf *b, uint64_t wait)
     c->marks[c->nmarks].wait = wait;
     c->marks[c->nmarks].end = c->pending.len;
     c->nmarks++;
+}
+
+/* Bytes of replies a client has not received yet, held or unsent. */
+static size_t backlog(const struct client *c)
+{
+    return (c->out.len - c->out_sent) + (c->pending.len - c->pending_sent);
 }
 
 /* Moves the replies that are durable now from pending to out. When the
@@ -305,6 +326,8 @@ static void run_command(struct server *s, struct client *c,
                                "limit of %zu",
                                cmd->argv[i].len, s->o->max_value);
             reply_done(c, b, 0);
+            /* As for an oversized bulk string, which the parser rejects. */
+            c->closing = true;
             return;
         }
     }
@@ -341,9 +364,11 @@ static void run_command(struct server *s, struct client *c,
     } else if (kv_resp_is(cmd, "DBSIZE")) {
         struct kv_stats st;
         kv_stats(s->engine, &st);
-        b = reply_buf(s, c, 0);
+        /* The count includes writes not yet durable, so it waits for them
+         * as a read of those keys would. */
+        b = reply_buf(s, c, st.last_seq);
         kv_resp_add_int(b, (int64_t)st.keys);
-        reply_done(c, b, 0);
+        reply_done(c, b, st.last_seq);
     } else if (kv_resp_is(cmd, "SAVE")) {
         int rc = kv_snapshot(s->engine);
         if (rc != 0)
@@ -373,7 +398,7 @@ static void run_command(struct server *s, struct client *c,
 static void arm(struct server *s, struct client *c)
 {
     bool want_out = c->out.len > c->out_sent;
-    bool want_in = !c->closing && c->out.len - c->out_sent < OUT_HIGH_WATER;
+    bool want_in = !c->closing && !c->eof && backlog(c) < OUT_HIGH_WATER;
     struct epoll_event ev = {0};
 
     if (want_out == c->writable && want_in == c->reading)
@@ -405,6 +430,15 @@ static void drop_client(struct server *s, struct client *c)
     free(c);
 }
 
+/* Checks whether a client is done: nothing more will be parsed and every
+ * reply has been sent. */
+static bool finished(const struct client *c)
+{
+    bool no_input = c->closing || (c->eof && c->in.len == 0);
+
+    return no_input && c->nmarks == c->marks_head && c->out_sent == c->out.len;
+}
+
 /* Sends what it can; returns false when the client is gone. */
 static bool flush_out(struct server *s, struct client *c)
 {
@@ -424,18 +458,21 @@ static bool flush_out(struct server *s, struct client *c)
     if (c->out_sent == c->out.len) {
         fl_buf_clear(&c->out);
         c->out_sent = 0;
-        if (c->closing && c->nmarks == c->marks_head) {
-            drop_client(s, c);
-            return false;
-        }
+    }
+    if (finished(c)) {
+        drop_client(s, c);
+        return false;
     }
     arm(s, c);
     return true;
 }
 
+/* Runs the complete commands in c->in until the client's unreceived
+ * replies reach OUT_HIGH_WATER, so a client that sends many requests and
+ * reads no replies holds a bounded amount of memory. */
 static void parse_input(struct server *s, struct client *c)
 {
-    while (!c->closing) {
+    while (!c->closing && backlog(c) < OUT_HIGH_WATER) {
         struct kv_resp_cmd cmd;
         size_t consumed = 0;
         int rc = kv_resp_parse(c->parser, c->in.data + c->in_start,
@@ -445,13 +482,19 @@ static void parse_input(struct server *s, struct client *c)
             run_command(s, c, &cmd);
             continue;
         }
-        if (rc == KV_RESP_NEED_MORE || rc == -ENOMEM)
+        if (rc == KV_RESP_NEED_MORE)
             break;
         struct fl_buf *b = reply_buf(s, c, 0);
-        kv_resp_add_errorf(b, "ERR Protocol error: %s",
-                           kv_resp_parser_error(c->parser));
+        if (rc == -ENOMEM) {
+            kv_resp_add_error(b, "ERR out of memory parsing the request");
+            FL_LOG_WARNF("kvd", "out of memory parsing a request",
+                         "client=%" PRIu64, c->id);
+        } else {
+            kv_resp_add_errorf(b, "ERR Protocol error: %s",
+                               kv_resp_parser_error(c->parser));
+            FL_LOG_DEBUGF("kvd", "protocol error", "client=%" PRIu64, c->id);
+        }
         reply_done(c, b, 0);
-        FL_LOG_DEBUGF("kvd", "protocol error", "client=%" PRIu64, c->id);
         c->closing = true;
     }
     /* Keep only the unparsed bytes. */
@@ -461,21 +504,48 @@ static void parse_input(struct server *s, struct client *c)
         c->in.len = left;
         c->in_start = 0;
     }
+    if (c->eof && !c->closing && backlog(c) < OUT_HIGH_WATER && c->in.len > 0) {
+        /* The peer is done sending and the rest is no complete command. */
+        c->in.len = 0;
+    }
+}
+
+/* Parses what is buffered, releases durable replies and sends them, again
+ * while sending makes room under OUT_HIGH_WATER for more buffered
+ * commands. Returns false when the client is gone. */
+static bool serve(struct server *s, struct client *c)
+{
+    for (;;) {
+        size_t before = c->in.len;
+        parse_input(s, c);
+        release(s, c);
+        if (!flush_out(s, c))
+            return false;
+        if (c->in.len == 0 || c->in.len == before || c->closing ||
+            backlog(c) >= OUT_HIGH_WATER)
+            return true;
+    }
 }
 
 static bool read_input(struct server *s, struct client *c)
 {
     char chunk[READ_CHUNK];
 
-    for (;;) {
+    while (!c->closing && !c->eof && backlog(c) < OUT_HIGH_WATER) {
         ssize_t n = recv(c->fd, chunk, sizeof(chunk), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (n <= 0) {
+        if (n < 0) {
             drop_client(s, c);
             return false;
+        }
+        if (n == 0) {
+            /* A half-close: the peer may still read the replies to what
+             * it sent. */
+            c->eof = true;
+            break;
         }
         fl_buf_add(&c->in, chunk, (size_t)n);
         if (c->in.failed) {
@@ -483,16 +553,41 @@ static bool read_input(struct server *s, struct client *c)
             return false;
         }
         parse_input(s, c);
-        if (c->closing || c->out.len - c->out_sent >= OUT_HIGH_WATER)
-            break;
         /* A short read drained the socket; epoll is level-triggered and
          * reports whatever arrives next, so skip the recv that would only
          * return EAGAIN. */
         if ((size_t)n < sizeof(chunk))
             break;
     }
-    release(s, c);
-    return flush_out(s, c);
+    return serve(s, c);
+}
+
+/* Accepts one pending connection and closes it at once, for when no
+ * descriptor is left to serve it: the spare descriptor is given up for the
+ * moment. Without this the level-triggered listening socket would report
+ * the same connection again and again. */
+static void refuse_one(struct server *s)
+{
+    static const char msg[] = "-ERR server out of file descriptors\r\n";
+
+    if (s->spare_fd >= 0) {
+        close(s->spare_fd);
+        s->spare_fd = -1;
+    }
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+    }
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->refused++;
+    /* Logged at 1, 2, 4, 8, ... so a flood of connections is counted
+     * without flooding the log. */
+    if ((s->refused & (s->refused - 1)) == 0)
+        FL_LOG_WARNF("kvd", "refused connections: out of file descriptors",
+                     "refused=%" PRIu64 " clients=%zu", s->refused,
+                     s->nclients);
 }
 
 static void accept_clients(struct server *s)
@@ -505,12 +600,15 @@ static void accept_clients(struct server *s)
         int one = 1;
 
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno == EMFILE || errno == ENFILE)
+                refuse_one(s);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+                     errno != EINTR && errno != ECONNABORTED)
                 FL_LOG_WARNF("kvd", "accept failed", "error=\"%s\"",
                              strerror(errno));
             return;
         }
-        if (s->nclients >= s->o->max_clients) {
+        if (s->nclients >= s->max_clients) {
             static const char full[] = "-ERR max number of clients reached\r\n";
             ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL);
             (void)w;
@@ -548,17 +646,16 @@ static void accept_clients(struct server *s)
     }
 }
 
-/* Releases durable replies for every client holding some. */
+/* Releases durable replies, and serves buffered commands, for every client
+ * that has either. */
 static void release_all(struct server *s)
 {
     struct client *c = s->clients;
 
     while (c != NULL) {
         struct client *next = c->next;
-        if (c->marks_head < c->nmarks) {
-            release(s, c);
-            flush_out(s, c);
-        }
+        if (c->marks_head < c->nmarks || (c->in.len > 0 && !c->closing))
+            serve(s, c);
         c = next;
     }
 }
@@ -574,53 +671,117 @@ static bool anything_pending(const struct server *s)
 
 /* ---- setup ------------------------------------------------------------- */
 
+int kv_listen_parse(const char *spec, struct sockaddr_storage *addr,
+                    socklen_t *len, char *err, size_t errsize)
+{
+    static const char expected[] =
+        "expected HOST:PORT with a numeric IPv4 address or an IPv6 address "
+        "in brackets, and a port from 0 to 65535";
+    const char *colon = strrchr(spec, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t hlen = colon != NULL ? (size_t)(colon - spec) : 0;
+    char *end;
+    unsigned long port;
+
+    memset(addr, 0, sizeof(*addr));
+    if (colon == NULL || hlen == 0 || hlen >= sizeof(host) || colon[1] < '0' ||
+        colon[1] > '9')
+        return fl_errorf(err, errsize, FL_EINPUT, "%s", expected);
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || port > 65535)
+        return fl_errorf(err, errsize, FL_EINPUT, "%s", expected);
+    memcpy(host, spec, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+        host[hlen - 1] = '\0';
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            return fl_errorf(err, errsize, FL_EINPUT, "%s", expected);
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+        return fl_errorf(err, errsize, FL_EINPUT, "%s", expected);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof(*a4);
+    return 0;
+}
+
 static int listen_on(struct server *s, const char *spec)
 {
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    struct addrinfo hints = {0};
-    struct addrinfo *res = NULL;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    char why[256];
     int one = 1;
     int rc;
 
-    if (colon == NULL || colon == spec ||
-        (size_t)(colon - spec) >= sizeof(host) || colon[1] == '\0') {
-        snprintf(s->err, sizeof(s->err),
-                 "invalid listen address \"%s\": expected HOST:PORT", spec);
-        return FL_EINPUT;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host) - 2);
-        host[strlen(host) - 2] = '\0';
-    }
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    rc = kv_listen_parse(spec, &addr, &len, why, sizeof(why));
     if (rc != 0) {
-        snprintf(s->err, sizeof(s->err),
-                 "invalid listen address \"%s\": %s (expected a numeric "
-                 "address and port)",
-                 spec, gai_strerror(rc));
-        return FL_EINPUT;
+        snprintf(s->err, sizeof(s->err), "invalid listen address \"%s\": %s",
+                 spec, why);
+        return rc;
     }
     s->listen_fd =
-        socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->listen_fd < 0 ||
         setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) !=
             0 ||
-        bind(s->listen_fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&addr, len) != 0 ||
         listen(s->listen_fd, 511) != 0) {
         rc = -errno;
         snprintf(s->err, sizeof(s->err), "cannot listen on %s: %s", spec,
                  strerror(errno));
-        freeaddrinfo(res);
         return rc;
     }
-    freeaddrinfo(res);
     return 0;
+}
+
+/* Returns the port the listening socket is bound to, which differs from
+ * the requested one for port 0. */
+static unsigned bound_port(const struct server *s)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+
+    if (getsockname(s->listen_fd, (struct sockaddr *)&addr, &len) != 0)
+        return 0;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+/* Raises the soft limit on open files to serve max_clients, as far as the
+ * hard limit allows, and lowers max_clients to what fits. */
+static void fit_fd_limit(struct server *s)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)s->o->max_clients + FD_RESERVE;
+
+    s->max_clients = s->o->max_clients;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                      ? want
+                      : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = old;
+    if (rl.rlim_cur >= want)
+        return;
+    s->max_clients = rl.rlim_cur > 2 * FD_RESERVE
+                         ? (size_t)(rl.rlim_cur - FD_RESERVE)
+                         : (size_t)(rl.rlim_cur / 2);
+    if (s->max_clients == 0)
+        s->max_clients = 1;
+    FL_LOG_WARNF("kvd", "open-file limit too low for --max-clients",
+                 "limit=%llu max_clients=%zu serving=%zu",
+                 (unsigned long long)rl.rlim_cur, s->o->max_clients,
+                 s->max_clients);
 }
 
 static int add_fd(struct server *s, int fd, struct tagged *t)
@@ -643,6 +804,8 @@ static int setup(struct server *s)
     rc = listen_on(s, s->o->listen);
     if (rc != 0)
         return rc;
+    fit_fd_limit(s);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
@@ -679,7 +842,7 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
     memset(&s, 0, sizeof(s));
     s.engine = e;
     s.o = o;
-    s.epfd = s.listen_fd = s.signal_fd = -1;
+    s.epfd = s.listen_fd = s.signal_fd = s.spare_fd = -1;
     fl_buf_init(&s.value);
     kv_resp_limits_default(&s.limits);
     s.limits.max_bulk_len = o->max_value;
@@ -689,9 +852,17 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
         snprintf(err, errsize, "%s", s.err[0] ? s.err : fl_strerror(rc));
         goto out;
     }
-    FL_LOG_INFOF("kvd", "listening", "address=%s", o->listen);
+    FL_LOG_INFOF("kvd", "listening", "address=%s port=%u max_clients=%zu",
+                 o->listen, bound_port(&s), s.max_clients);
 
     while (!s.stopping || anything_pending(&s)) {
+        if (s.stopping && fl_clock_now_ns() >= s.drain_deadline_ns) {
+            FL_LOG_WARNF("kvd",
+                         "dropping clients that did not take their "
+                         "replies in time",
+                         "clients=%zu seconds=%d", s.nclients, DRAIN_SECONDS);
+            break;
+        }
         int n = epoll_wait(s.epfd, events, 256, s.stopping ? 100 : -1);
         if (n < 0 && errno == EINTR)
             continue;
@@ -708,6 +879,9 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
                 struct signalfd_siginfo si;
                 while (read(s.signal_fd, &si, sizeof(si)) == sizeof(si)) {
                     FL_LOG_INFOF("kvd", "stopping", "signal=%u", si.ssi_signo);
+                    if (!s.stopping)
+                        s.drain_deadline_ns =
+                            fl_clock_now_ns() + DRAIN_SECONDS * 1000000000LL;
                     s.stopping = true;
                 }
                 stop_listening(&s);
@@ -727,7 +901,7 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
                         continue;
                 }
                 if (events[i].events & EPOLLOUT)
-                    flush_out(&s, c);
+                    serve(&s, c);
             }
         }
         /* One write for every record this pass logged, and its fdatasync,
@@ -741,6 +915,8 @@ out:
     while (s.clients != NULL)
         drop_client(&s, s.clients);
     stop_listening(&s);
+    if (s.spare_fd >= 0)
+        close(s.spare_fd);
     if (s.signal_fd >= 0)
         close(s.signal_fd);
     if (s.epfd >= 0)

@@ -5,9 +5,13 @@
  *
  * Replies keep their order per client: a reply that must wait holds back
  * every later reply of the same client, pipelined or not. The engine's
- * sync thread signals an eventfd whenever more records are durable, and the
- * loop then releases the replies now covered. SIGTERM and SIGINT stop
- * accepting, let every pending reply become durable and be sent, and return.
+ * loop runs the fdatasync of each pass itself (kv_sync), and the engine's
+ * sync thread signals an eventfd whenever it made more records durable;
+ * either way the loop then releases the replies now covered. A client that
+ * does not read its replies is not read from once OUT_HIGH_WATER bytes of
+ * its replies are waiting. SIGTERM and SIGINT stop accepting, let every
+ * pending reply become durable and be sent, and return; clients that have
+ * not taken their replies after DRAIN_SECONDS are dropped.
  */
 #ifndef KV_SERVER_H
 #define KV_SERVER_H
@@ -15,12 +19,21 @@
 #include "engine.h"
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct kv_server_options {
     const char *listen; /* HOST:PORT, numeric host */
     size_t max_clients;
     size_t max_value; /* bytes in one key or value */
 };
+
+/*
+ * Parses a listen address, HOST:PORT with a numeric IPv4 host or an IPv6
+ * host in brackets and a port from 0 to 65535 (0: any free port). Returns 0
+ * or FL_EINPUT with what was expected in err.
+ */
+int kv_listen_parse(const char *spec, struct sockaddr_storage *addr,
+                    socklen_t *len, char *err, size_t errsize);
 
 /*
  * Serves e until SIGTERM or SIGINT, which the caller must have blocked in

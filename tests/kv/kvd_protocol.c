@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -289,7 +290,10 @@ static int run_kvd(char *out, size_t size, const char *const *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static void start_server(const char *max_clients)
+/* Starts fl-kvd on data_dir and port with --max-value 1024 unless extra
+ * (NULL-terminated, at most 8 arguments) sets another; with nofile > 0 its
+ * open-file limit is set to that first. */
+static void start_server_with(const char *const *extra, rlim_t nofile)
 {
     char listen[64];
 
@@ -304,9 +308,18 @@ static void start_server(const char *max_clients)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execl(kvd, kvd, "--data-dir", data_dir, "--listen", listen,
-              "--max-value", "1024", "--max-clients", max_clients,
-              "--log-level", "warn", (char *)NULL);
+        const char *argv[24] = {kvd,        "--data-dir",  data_dir,
+                                "--listen", listen,        "--max-value",
+                                "1024",     "--log-level", "warn"};
+        int n = 9;
+        for (; extra != NULL && *extra != NULL && n < 23; extra++)
+            argv[n++] = *extra;
+        argv[n] = NULL;
+        if (nofile > 0) {
+            struct rlimit rl = {nofile, nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        execv(kvd, (char *const *)argv);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -328,6 +341,11 @@ static void start_server(const char *max_clients)
         sleep_ms(10);
     }
     die("fl-kvd did not answer PING within 5 s");
+}
+
+static void start_server(const char *max_clients)
+{
+    start_server_with((const char *[]){"--max-clients", max_clients, NULL}, 0);
 }
 
 static void stop_server(void)
@@ -572,6 +590,17 @@ static void check_flags(void)
         (const char *[]){"--data-dir", dir, "--log-level", "loud", NULL});
     expect_usage(2, "unexpected argument \"extra\"",
                  (const char *[]){"--data-dir", dir, "extra", NULL});
+    expect_usage(
+        2, "invalid --listen \"nowhere\"",
+        (const char *[]){"--data-dir", dir, "--listen", "nowhere", NULL});
+    expect_usage(2, "port from 0 to 65535",
+                 (const char *[]){"--data-dir", dir, "--listen",
+                                  "127.0.0.1:99999", NULL});
+    expect_usage(
+        2, "invalid --listen \":7000\"",
+        (const char *[]){"--data-dir", dir, "--listen", ":7000", NULL});
+    expect_usage(2, "invalid --data-dir \"\"",
+                 (const char *[]){"--data-dir", "", NULL});
     /* Usage errors are found before the store is touched. */
     struct stat st;
     if (stat(dir, &st) == 0) {
@@ -582,9 +611,6 @@ static void check_flags(void)
         failures++;
     }
     expect_usage(1, "a-file", (const char *[]){"--data-dir", file, NULL});
-    expect_usage(
-        1, "listen",
-        (const char *[]){"--data-dir", dir, "--listen", "nowhere", NULL});
 }
 
 static int free_port(void);
@@ -599,6 +625,177 @@ static void check_busy_directory(void)
     expect_usage(
         1, "in use",
         (const char *[]){"--data-dir", data_dir, "--listen", listen, NULL});
+}
+
+/* A second server on a port in use must fail with exit code 1. */
+static void check_busy_port(void)
+{
+    char listen[64], dir[320];
+
+    section = "busy port";
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    snprintf(dir, sizeof(dir), "%s/other", tmpdir);
+    expect_usage(1, "cannot listen on",
+                 (const char *[]){"--data-dir", dir, "--listen", listen, NULL});
+}
+
+/* Returns the resident set size of process pid in KiB, or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+/*
+ * A client that pipelines requests for large values and reads nothing must
+ * not make the server buffer every reply: 500 GETs of a 1 MiB value are
+ * 500 MiB of replies, and the server stops reading at 64 MiB. The bound on
+ * growth leaves room for AddressSanitizer's quarantine. Once the client
+ * reads, it gets every reply.
+ */
+static void check_backpressure(void)
+{
+    enum { GETS = 500, VALUE = 1 << 20 };
+    char head[64];
+    char *value = malloc(VALUE);
+    char *reply = malloc(VALUE + 2);
+
+    section = "backpressure";
+    if (value == NULL || reply == NULL)
+        die("out of memory");
+    memset(value, 'v', VALUE);
+    int fd = dial();
+    int len = snprintf(head, sizeof(head),
+                       "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n", VALUE);
+    send_bytes(fd, head, (size_t)len);
+    send_bytes(fd, value, VALUE);
+    send_text(fd, "\r\n");
+    expect(fd, "+OK\r\n", "SET of 1 MiB");
+    long before = rss_kib(server);
+    for (int i = 0; i < GETS; i++)
+        send_text(fd, "GET big\r\n");
+    sleep_ms(1000);
+    long kib = rss_kib(server);
+    if (before < 0 || kib < 0 || kib - before > 250 * 1024) {
+        fprintf(stderr,
+                "kvd_protocol: %s: server RSS grew from %ld to %ld KiB with "
+                "%d unread 1 MiB replies; expected under 250 MiB of growth\n",
+                section, before, kib, GETS);
+        failures++;
+    }
+    snprintf(head, sizeof(head), "$%d\r\n", VALUE);
+    for (int i = 0; i < GETS; i++) {
+        size_t hl = strlen(head);
+        if (recv_some(fd, reply, hl) != hl || memcmp(reply, head, hl) != 0 ||
+            recv_some(fd, reply, VALUE + 2) != VALUE + 2 ||
+            memcmp(reply, value, VALUE) != 0) {
+            fprintf(stderr, "kvd_protocol: %s: reply %d of %d is wrong\n",
+                    section, i + 1, GETS);
+            failures++;
+            break;
+        }
+    }
+    close(fd);
+    free(value);
+    free(reply);
+}
+
+/* Under a batch policy a reply waits for the next fdatasync. A client that
+ * half-closes its side right after a write still gets the reply, and
+ * DBSIZE, which counts that write, waits for it too. */
+static void check_half_close(void)
+{
+    section = "half close";
+    for (int i = 0; i < 5; i++) {
+        int fd = dial();
+        send_text(fd, "SET hc 1\r\nDBSIZE\r\n");
+        shutdown(fd, SHUT_WR);
+        expect(fd, "+OK\r\n:3\r\n", "replies after a half-close");
+        expect_closed(fd, "after the replies to a half-closed client");
+        close(fd);
+    }
+}
+
+/* With an open-file limit far below --max-clients, the server lowers its
+ * client limit to fit and rejects the rest with an error reply. */
+static void check_fd_limit(void)
+{
+    enum { CLIENTS = 40 };
+    int fds[CLIENTS];
+    int served = 0, rejected = 0;
+    char reply[64];
+
+    section = "open-file limit";
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = dial();
+        if (fds[i] < 0)
+            die("cannot connect client %d", i);
+        send_text(fds[i], "PING\r\n");
+        size_t k = recv_some(fds[i], reply, 7);
+        if (k == 7 && memcmp(reply, "+PONG\r\n", 7) == 0)
+            served++;
+        else if (k > 0 && reply[0] == '-')
+            rejected++;
+    }
+    if (served == 0 || rejected == 0 || served + rejected != CLIENTS) {
+        fprintf(stderr,
+                "kvd_protocol: %s: %d served and %d rejected of %d clients; "
+                "expected both, and nothing else\n",
+                section, served, rejected, CLIENTS);
+        failures++;
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        close(fds[i]);
+}
+
+/* A client that never reads cannot hold up SIGTERM for more than the
+ * drain time. */
+static void check_drain_limit(void)
+{
+    static char pings[1 << 20];
+    struct timespec t0, t1;
+    int status;
+    int small = 4096;
+
+    section = "drain limit";
+    int fd = dial();
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    for (size_t i = 0; i + 6 <= sizeof(pings); i += 6)
+        memcpy(pings + i, "PING\r\n", 6);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 16; i++) {
+        ssize_t w =
+            send(fd, pings, sizeof(pings) - sizeof(pings) % 6, MSG_NOSIGNAL);
+        if (w < 0)
+            break;
+        sleep_ms(20);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(server, SIGTERM);
+    waitpid(server, &status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    server = -1;
+    close(fd);
+    double seconds = (double)(t1.tv_sec - t0.tv_sec) +
+                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (seconds > 9 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr,
+                "kvd_protocol: %s: stopped after %.1f s with status 0x%x; "
+                "expected exit 0 within about 5 s\n",
+                section, seconds, status);
+        failures++;
+    }
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
@@ -646,6 +843,7 @@ int main(int argc, char **argv)
     check_commands();
     check_bad_frames();
     check_busy_directory();
+    check_busy_port();
     stop_server();
 
     /* After a clean stop and a restart the data is still there. */
@@ -655,6 +853,17 @@ int main(int argc, char **argv)
                "$2\r\nv3\r\n$1\r\n1\r\n:2\r\n",
                "data after SIGTERM and a restart");
     check_client_limit();
+    stop_server();
+
+    start_server_with(
+        (const char *[]){"--sync", "batch:50", "--max-value", "2000000", NULL},
+        0);
+    check_half_close();
+    check_backpressure();
+    check_drain_limit();
+
+    start_server_with(NULL, 40);
+    check_fd_limit();
     stop_server();
 
     if (failures > 0) {
