@@ -9,12 +9,14 @@
  */
 #include "engine.h"
 
+#include "clock.h"
 #include "error.h"
 #include "index.h"
 #include "log.h"
 #include "record.h"
 #include "snapshot.h"
 #include "wal.h"
+#include "watermark.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How often at most the sync thread updates the watermark file. */
+#define MARK_INTERVAL_NS 1000000000LL
+
 struct kv_engine {
     struct kv_options opts;
     const struct kv_vfs *vfs;
@@ -42,8 +47,10 @@ struct kv_engine {
 
     struct kv_index index;
     struct kv_wal wal;
-    struct fl_buf record;  /* records not yet written (deferred_writes) */
-    struct fl_buf payload; /* encoding scratch */
+    struct kv_mark mark;     /* the durable watermark; the sync thread's */
+    int64_t mark_written_ns; /* when the sync thread last updated it */
+    struct fl_buf record;    /* records not yet written (deferred_writes) */
+    struct fl_buf payload;   /* encoding scratch */
 
     uint64_t last_seq;
     _Atomic uint64_t durable_seq; /* reported durable to callers */
@@ -666,8 +673,43 @@ static int sync_round(struct kv_engine *e)
     return 0;
 }
 
+/* Stores the synced point in the watermark file when it moved and a second
+ * has passed since the last update; called by the sync thread with the
+ * lock held. Returns 0 or FL_ESTICKY. */
+static int update_mark(struct kv_engine *e)
+{
+    int64_t now = fl_clock_now_ns();
+    uint64_t seq = e->synced_seq;
+    int rc;
+
+    if (seq <= e->mark.seq || now - e->mark_written_ns < MARK_INTERVAL_NS)
+        return 0;
+    pthread_mutex_unlock(&e->lock);
+    rc = kv_mark_write(&e->mark, seq);
+    pthread_mutex_lock(&e->lock);
+    e->mark_written_ns = now;
+    if (rc != 0) {
+        char what[256];
+        snprintf(what, sizeof(what), "update of the watermark file failed: %s",
+                 fl_strerror(rc));
+        return fail_locked(e, rc, what);
+    }
+    return 0;
+}
+
+/* Waits on the work condition for at most the watermark interval. */
+static void wait_work(struct kv_engine *e)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += MARK_INTERVAL_NS / 1000000000LL;
+    pthread_cond_timedwait(&e->work, &e->lock, &ts);
+}
+
 /* The sync thread: runs sync rounds whenever records are written past the
- * synced point and no caller is running one through kv_sync. */
+ * synced point and no caller is running one through kv_sync, and keeps the
+ * watermark file about a second behind the synced point. */
 static void *sync_main(void *arg)
 {
     struct kv_engine *e = arg;
@@ -675,8 +717,11 @@ static void *sync_main(void *arg)
     pthread_mutex_lock(&e->lock);
     for (;;) {
         while (!e->stopping && atomic_load(&e->failed) == 0 &&
-               (e->syncing || !sync_wanted(e)))
-            pthread_cond_wait(&e->work, &e->lock);
+               (e->syncing || !sync_wanted(e))) {
+            if (update_mark(e) != 0)
+                break;
+            wait_work(e);
+        }
         if (atomic_load(&e->failed) != 0 || (e->stopping && !sync_wanted(e)))
             break;
         if (e->syncing)
@@ -831,6 +876,7 @@ static int lock_dir(struct kv_engine *e, char *err, size_t errsize)
 
 static void free_engine(struct kv_engine *e)
 {
+    kv_mark_close(&e->mark);
     kv_index_destroy(&e->index);
     fl_buf_free(&e->record);
     fl_buf_free(&e->payload);
@@ -867,9 +913,15 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
     e->vfs = o->vfs ? o->vfs : kv_vfs_posix();
     e->notify_fd = -1;
     e->lock_fd = -1;
+    e->mark.fd = -1; /* so free_engine and kv_wal_close skip them */
+    e->wal.fd = -1;
     snprintf(e->dir, sizeof(e->dir), "%s", dir);
     pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->work, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->work, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_cond_init(&e->synced, NULL);
     pthread_cond_init(&e->snap_cv, NULL);
     fl_buf_init(&e->record);
@@ -891,16 +943,28 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
     if (rc == 0)
         rc = kv_snap_load(e->vfs, dir, &e->index, &snap_seq, &applied, err,
                           errsize);
+    if (rc == 0)
+        rc = kv_mark_open(&e->mark, e->vfs, dir,
+                          (o->bugs & KV_BUG_SKIP_DIR_FSYNC) != 0, err, errsize);
     if (rc == 0) {
         e->last_applied = applied;
         e->snapshot_seq = snap_seq;
         rc = kv_wal_open(&e->wal, e->vfs, dir, o->segment_bytes, o->bugs,
-                         snap_seq, replay, replay_prefetch, e, err, errsize);
+                         snap_seq, e->mark.seq, replay, replay_prefetch, e, err,
+                         errsize);
     }
+    /* Recovery fdatasynced every record it kept, so they are all below the
+     * watermark now (truncate-on-corruption may have lowered the end). */
+    if (rc == 0 && e->wal.last_seq != e->mark.seq &&
+        (rc = kv_mark_write(&e->mark, e->wal.last_seq)) != 0)
+        snprintf(err, errsize, "%s/%s: update failed: %s", dir, KV_MARK_NAME,
+                 fl_strerror(rc));
     if (rc != 0) {
+        kv_wal_close(&e->wal);
         free_engine(e);
         return rc;
     }
+    e->mark_written_ns = fl_clock_now_ns();
     e->last_seq = e->wal.last_seq;
     /* Recovery fsynced everything it replayed. */
     atomic_store(&e->durable_seq, e->last_seq);
@@ -947,6 +1011,14 @@ void kv_close(struct kv_engine *e)
         pthread_join(e->snapper, NULL);
     if (e->syncer_started)
         pthread_join(e->syncer, NULL);
+    /* Nothing runs any more: every synced record goes below the watermark,
+     * so a clean stop leaves no record that recovery may drop. */
+    if (atomic_load(&e->failed) == 0 && e->synced_seq > e->mark.seq) {
+        int rc = kv_mark_write(&e->mark, e->synced_seq);
+        if (rc != 0)
+            FL_LOG_ERRORF("kv", "update of the watermark file failed",
+                          "dir=%s error=\"%s\"", e->dir, fl_strerror(rc));
+    }
     kv_wal_close(&e->wal);
     free_engine(e);
 }

@@ -304,7 +304,8 @@ static size_t valid_record_after(const struct kv_wal *w,
 struct replay {
     struct kv_wal *w;
     uint64_t after_seq;
-    uint64_t expect; /* next sequence number; 0 before the first segment */
+    uint64_t durable; /* the watermark: records up to it were on disk */
+    uint64_t expect;  /* next sequence number; 0 before the first segment */
     kv_wal_apply_fn apply;
     kv_wal_prefetch_fn prefetch;
     void *arg;
@@ -467,6 +468,14 @@ static int replay_segment(struct replay *r, uint64_t first, bool newest)
                            path, off, why);
             goto out;
         }
+        if (r->expect <= r->durable && !cut) {
+            rc = fl_errorf(r->err, r->errsize, FL_ECORRUPT,
+                           "%s: offset %zu: %s; record %" PRIu64
+                           " is at or below the durable watermark %" PRIu64
+                           ", so it was on disk: refusing to drop it",
+                           path, off, why, r->expect, r->durable);
+            goto out;
+        }
         if (later != 0 && !cut) {
             rc = fl_errorf(
                 r->err, r->errsize, FL_ECORRUPT,
@@ -519,13 +528,15 @@ static int remove_file(struct kv_wal *w, const char *name, char *err,
 
 int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
                 uint64_t segment_bytes, unsigned bugs, uint64_t after_seq,
-                kv_wal_apply_fn apply, kv_wal_prefetch_fn prefetch, void *arg,
-                char *err, size_t errsize)
+                uint64_t durable, kv_wal_apply_fn apply,
+                kv_wal_prefetch_fn prefetch, void *arg, char *err,
+                size_t errsize)
 {
     struct listing l;
     struct replay r = {
         .w = w,
         .after_seq = after_seq,
+        .durable = durable,
         .apply = apply,
         .prefetch = prefetch,
         .arg = arg,
@@ -584,6 +595,16 @@ int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
     }
 
     w->last_seq = r.expect ? r.expect - 1 : after_seq;
+    uint64_t end = w->last_seq > after_seq ? w->last_seq : after_seq;
+    if (end < durable && !(bugs & KV_BUG_TRUNCATE_ON_CORRUPTION)) {
+        kv_wal_close(w);
+        return fl_errorf(err, errsize, FL_ECORRUPT,
+                         "%s: the log ends at record %" PRIu64
+                         " but the watermark file says records up to %" PRIu64
+                         " were durable: the segment holding record %" PRIu64
+                         " is missing or was cut short",
+                         dir, end, durable, end + 1);
+    }
     if (w->last_seq < after_seq) {
         /* The log ends inside the snapshot: continue after the snapshot. */
         w->last_seq = after_seq;

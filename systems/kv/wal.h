@@ -63,13 +63,16 @@ typedef void (*kv_wal_prefetch_fn)(void *arg, const struct kv_rec *recs,
  * Prepares w for directory dir (which must exist), replays every record
  * with a sequence number above after_seq through apply, repairs a torn tail
  * and opens the newest segment for appending (creating one when there is
- * none). Returns 0, or a negative error with the reason in err: FL_ECORRUPT
- * for damaged records, which names the file and offset.
+ * none). Records up to durable (the watermark) were on disk, so a damaged
+ * one is never a torn tail, and a log ending before it lost records.
+ * Returns 0, or a negative error with the reason in err: FL_ECORRUPT for
+ * damaged or missing records, which names the file and offset.
  */
 int kv_wal_open(struct kv_wal *w, const struct kv_vfs *vfs, const char *dir,
                 uint64_t segment_bytes, unsigned bugs, uint64_t after_seq,
-                kv_wal_apply_fn apply, kv_wal_prefetch_fn prefetch, void *arg,
-                char *err, size_t errsize);
+                uint64_t durable, kv_wal_apply_fn apply,
+                kv_wal_prefetch_fn prefetch, void *arg, char *err,
+                size_t errsize);
 
 /* Closes every open segment without syncing. */
 void kv_wal_close(struct kv_wal *w);

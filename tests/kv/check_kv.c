@@ -17,6 +17,7 @@
 #include "rng.h"
 #include "snapshot.h"
 #include "vfs_fault.h"
+#include "watermark.h"
 #include "wal.h"
 
 #include <check.h>
@@ -855,6 +856,21 @@ static const struct torn_case torn_cases[] = {
 
 /* Writes puts k00..k03 = "value-i" durably into dir and returns the
  * model. */
+/*
+ * Removes the watermark file that a clean kv_close left, so dir looks like
+ * the image of a crash that came before the sync thread moved the
+ * watermark past the newest records. Damage to those records is then a
+ * torn tail, not corruption below the watermark.
+ */
+static void forget_watermark(const char *dir)
+{
+    char path[PATH_SIZE];
+
+    join_path(path, sizeof(path), dir, KV_MARK_NAME);
+    ck_assert_msg(unlink(path) == 0, "cannot delete %s: %s", path,
+                  strerror(errno));
+}
+
 static void write_first_puts(struct kv_engine *e, struct model *m)
 {
     memset(m, 0, sizeof(*m));
@@ -887,6 +903,7 @@ START_TEST(test_wal_torn_tail_every_offset)
     uint64_t seq = put_ok(e, tc->key, bytes(last, tc->vlen));
     ck_assert_int_eq(kv_wait(e, seq), 0);
     kv_close(e);
+    forget_watermark(orig);
     off_t end = file_size(seg);
     ck_assert_int_eq(end - start,
                      (off_t)(KV_REC_HEADER + 4 + strlen(tc->key) + tc->vlen));
@@ -1499,6 +1516,7 @@ static void build_recovery_dir(const char *dir)
     put_durable(e, "k00", "fourth");
     put_durable(e, "k14", "torn away");
     kv_close(e);
+    forget_watermark(dir);
 
     /* Restore the segments the snapshot covers. */
     size_t n;
@@ -1644,6 +1662,7 @@ START_TEST(test_bug_ignore_crc_applies_bad_record)
     struct kv_engine *e = open_ok(orig, &o);
     write_first_puts(e, &m);
     kv_close(e);
+    forget_watermark(orig);
     segment_path(seg, sizeof(seg), orig, -1);
     ck_assert_uint_eq(segment_records(seg, starts, 8, &end), 4);
 
@@ -2121,6 +2140,129 @@ START_TEST(test_roll_seals_segment_first)
     const char *verdict = check_sealed_before_next(&f, why, sizeof(why));
     ck_assert_msg(verdict == NULL, "%s", verdict);
     fault_vfs_destroy(&f);
+}
+END_TEST
+
+/* ---- the durable watermark ----------------------------------------------- */
+
+/* Fills a directory with 40 durable puts over several small segments and
+ * closes it cleanly, so its watermark covers every record. */
+static void write_marked_dir(const char *dir)
+{
+    struct kv_options o = options();
+
+    o.segment_bytes = 256;
+    struct kv_engine *e = open_ok(dir, &o);
+    for (int i = 0; i < 40; i++) {
+        char key[16];
+        key_name(key, sizeof(key), i % NKEYS);
+        put_durable(e, key, "a value for the watermark");
+    }
+    kv_close(e);
+}
+
+START_TEST(test_watermark_missing_newest_segment)
+{
+    struct kv_options o = options();
+    char orig[PATH_SIZE], work[PATH_SIZE], seg[PATH_SIZE];
+
+    scratch_path(orig, sizeof(orig), "orig");
+    scratch_path(work, sizeof(work), "work");
+    write_marked_dir(orig);
+
+    set_ctx("newest segment deleted");
+    reset_dir(orig, work);
+    ck_assert_uint_ge(segment_path(seg, sizeof(seg), work, -1), 3);
+    ck_assert_int_eq(unlink(seg), 0);
+    expect_damage(work, &o, "watermark", -1);
+
+    set_ctx("newest segment cut back to its header");
+    reset_dir(orig, work);
+    segment_path(seg, sizeof(seg), work, -1);
+    cut_file(seg, KV_SEG_HEADER);
+    expect_damage(work, &o, "watermark", -1);
+
+    set_ctx("last record torn below the watermark");
+    reset_dir(orig, work);
+    segment_path(seg, sizeof(seg), work, -1);
+    cut_file(seg, file_size(seg) - 1);
+    expect_damage(work, &o, seg, -1);
+
+    /* The planted bug drops what it cannot read, watermark or not. */
+    set_ctx("newest segment deleted, truncate-on-corruption");
+    reset_dir(orig, work);
+    segment_path(seg, sizeof(seg), work, -1);
+    ck_assert_int_eq(unlink(seg), 0);
+    o.bugs = KV_BUG_TRUNCATE_ON_CORRUPTION;
+    struct kv_engine *e = open_ok(work, &o);
+    ck_assert_uint_lt(stats_of(e).last_seq, 40);
+    kv_close(e);
+}
+END_TEST
+
+/* Reads the watermark stored in dir/watermark, or 0 without the file. */
+static uint64_t stored_watermark(const char *dir)
+{
+    struct kv_mark m;
+    char err[512];
+
+    ck_assert_int_eq(
+        kv_mark_open(&m, kv_vfs_posix(), dir, false, err, sizeof(err)), 0);
+    uint64_t seq = m.seq;
+    kv_mark_close(&m);
+    return seq;
+}
+
+START_TEST(test_watermark_follows_durable_point)
+{
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+
+    scratch_path(dir, sizeof(dir), "data");
+    struct kv_engine *e = open_ok(dir, &o);
+    ck_assert_uint_eq(stored_watermark(dir), 0);
+    uint64_t seq = put_durable(e, "k00", "marked");
+    /* The sync thread updates it at most once a second. */
+    for (int i = 0; i < 50 && stored_watermark(dir) < seq; i++)
+        sleep_ms(100);
+    ck_assert_uint_ge(stored_watermark(dir), seq);
+    seq = put_durable(e, "k01", "marked at close");
+    kv_close(e);
+    ck_assert_uint_eq(stored_watermark(dir), seq);
+}
+END_TEST
+
+START_TEST(test_watermark_slot_damage)
+{
+    struct kv_options o = options();
+    char orig[PATH_SIZE], work[PATH_SIZE], mark[PATH_SIZE];
+
+    scratch_path(orig, sizeof(orig), "orig");
+    scratch_path(work, sizeof(work), "work");
+    write_marked_dir(orig);
+    uint64_t want = stored_watermark(orig);
+    ck_assert_uint_eq(want, 40);
+
+    /* Either slot alone keeps the file readable: the newer one gives the
+     * watermark, and the older one a lower but safe value. */
+    for (int slot = 0; slot < 2; slot++) {
+        set_ctx("slot %d damaged", slot);
+        reset_dir(orig, work);
+        join_path(mark, sizeof(mark), work, KV_MARK_NAME);
+        flip_byte(mark, slot * KV_MARK_STRIDE + 20, 0x40);
+        uint64_t got = stored_watermark(work);
+        ck_assert_uint_le(got, want);
+        struct kv_engine *e = open_ok(work, &o);
+        ck_assert_uint_eq(stats_of(e).last_seq, 40);
+        kv_close(e);
+    }
+
+    set_ctx("both slots damaged");
+    reset_dir(orig, work);
+    join_path(mark, sizeof(mark), work, KV_MARK_NAME);
+    flip_byte(mark, 20, 0x40);
+    flip_byte(mark, KV_MARK_STRIDE + 20, 0x40);
+    expect_damage(work, &o, mark, 0);
 }
 END_TEST
 
@@ -2699,6 +2841,9 @@ static Suite *kv_suite(void)
     tcase_add_test(t, test_bug_ack_before_fsync_in_sync);
     tcase_add_test(t, test_files_durable_before_use);
     tcase_add_test(t, test_roll_seals_segment_first);
+    tcase_add_test(t, test_watermark_missing_newest_segment);
+    tcase_add_test(t, test_watermark_follows_durable_point);
+    tcase_add_test(t, test_watermark_slot_damage);
 
     t = new_case(s, "apply", 30);
     tcase_add_test(t, test_apply_skips_applied_indexes);
