@@ -198,6 +198,7 @@ static int load_file(const struct kv_vfs *vfs, const char *path,
     unsigned char hdr[KV_SNAP_HEADER];
     unsigned char *body = NULL;
     const char *why = NULL;
+    off_t where = 0; /* where the damage starts: the header or the body */
     uint64_t body_len;
     off_t size;
     int fd = vfs->open(vfs->ctx, path, O_RDONLY, 0);
@@ -224,6 +225,7 @@ static int load_file(const struct kv_vfs *vfs, const char *path,
         if (body_len != (uint64_t)size - sizeof(hdr)) {
             why = "file size does not match the body length";
         } else {
+            where = KV_SNAP_HEADER;
             body = malloc(body_len ? body_len : 1);
             if (body == NULL)
                 rc = -ENOMEM;
@@ -241,9 +243,9 @@ static int load_file(const struct kv_vfs *vfs, const char *path,
     if (why != NULL || rc == FL_ECORRUPT)
         return fl_errorf(
             err, errsize, FL_ECORRUPT,
-            "%s: %s; the snapshot is damaged and older ones may no "
-            "longer have the log records after them",
-            path, why ? why : "invalid");
+            "%s: offset %lld: %s; the snapshot is damaged and older ones may "
+            "no longer have the log records after them",
+            path, (long long)where, why ? why : "invalid");
     if (rc != 0)
         return fl_errorf(err, errsize, rc,
                          "%s: reading the snapshot failed: %s", path,

@@ -2627,7 +2627,9 @@ START_TEST(test_open_damaged_snapshot_fails)
                 (long long)size);
         reset_dir(orig, work);
         flip_byte(snap, off, 0x10);
-        expect_damage(work, &o, snap, -1);
+        /* The error points at the header or at the body it is in. */
+        expect_damage(work, &o, snap,
+                      off < KV_SNAP_HEADER ? 0 : KV_SNAP_HEADER);
     }
     set_ctx("snapshot cut short");
     reset_dir(orig, work);
