@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages faultline needs to build, test and benchmark,
-# and does nothing when all of them are present.
+# and does nothing when all of them are present. With --bench it also
+# installs Redis, which only the KV benchmark compares against.
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,14 @@ packages=(
   clang libclang-rt-dev              # libFuzzer harnesses
   time                               # peak memory in bench/
 )
+case "${1:-}" in
+  "") ;;
+  --bench) packages+=(redis-server redis-tools) ;;
+  *)
+    echo "install-deps: unknown argument \"$1\": expected nothing or --bench" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
