@@ -430,6 +430,25 @@ static void drop_client(struct server *s, struct client *c)
     free(c);
 }
 
+/*
+ * Reads and discards what the client sent after the request that made the
+ * server close the connection. Closing a socket with unread input sends a
+ * reset, and a reset can make the client's kernel discard the error reply
+ * before the client reads it. Bounded, so a client that keeps sending
+ * cannot hold the loop.
+ */
+static void discard_input(struct client *c)
+{
+    char chunk[READ_CHUNK];
+
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+    }
+    shutdown(c->fd, SHUT_WR);
+}
+
 /* Checks whether a client is done: nothing more will be parsed and every
  * reply has been sent. */
 static bool finished(const struct client *c)
@@ -460,6 +479,8 @@ static bool flush_out(struct server *s, struct client *c)
         c->out_sent = 0;
     }
     if (finished(c)) {
+        if (c->closing)
+            discard_input(c);
         drop_client(s, c);
         return false;
     }

@@ -185,6 +185,28 @@ static void expect_closed(int fd, const char *what)
     }
 }
 
+/* The peer must close fd in order (FIN) within 5 s, without sending more
+ * and without a reset: a reset can destroy a reply not yet read. */
+static void expect_fin(int fd, const char *what)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c;
+
+    if (poll(&p, 1, 5000) <= 0) {
+        fprintf(stderr, "kvd_protocol: %s: %s: the connection stayed open\n",
+                section, what);
+        failures++;
+        return;
+    }
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (n != 0) {
+        fprintf(stderr,
+                "kvd_protocol: %s: %s: expected an orderly close, got %s\n",
+                section, what, n > 0 ? "more bytes" : strerror(errno));
+        failures++;
+    }
+}
+
 /* Sends req on a new connection and expects reply. */
 static void round_trip(const char *req, const char *reply, const char *what)
 {
@@ -487,7 +509,7 @@ static void bad_frame(const char *req, size_t len, const char *before,
                 section, what, prefix, needle, shown(line, k));
         failures++;
     }
-    expect_closed(fd, what);
+    expect_fin(fd, what);
     close(fd);
 }
 
