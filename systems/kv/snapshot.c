@@ -53,9 +53,8 @@ int kv_snap_write(const struct kv_vfs *vfs, const char *dir,
                   size_t errsize)
 {
     unsigned char hdr[KV_SNAP_HEADER];
-    char tmp[4096];
+    struct iovec parts[2] = {{hdr, sizeof(hdr)}, {body->data, body->len}};
     char path[4096];
-    int fd;
     int rc;
 
     memset(hdr, 0, sizeof(hdr));
@@ -69,27 +68,11 @@ int kv_snap_write(const struct kv_vfs *vfs, const char *dir,
     kv_put_u32(hdr + 44, fl_crc32c(0, hdr, 44));
 
     snap_path(path, sizeof(path), dir, last_seq, "");
-    snap_path(tmp, sizeof(tmp), dir, last_seq, ".tmp");
-    fd = vfs->open(vfs->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return fl_errorf(err, errsize, fd, "%s: cannot create: %s", tmp,
-                         fl_strerror(fd));
-    rc = kv_vfs_write_all(vfs, fd, hdr, sizeof(hdr), 0);
-    if (rc == 0)
-        rc = kv_vfs_write_all(vfs, fd, body->data, body->len, sizeof(hdr));
-    if (rc == 0)
-        rc = vfs->fsync(vfs->ctx, fd);
-    vfs->close(vfs->ctx, fd);
-    if (rc == 0)
-        rc = vfs->rename(vfs->ctx, tmp, path);
-    if (rc == 0 && !skip_dir_fsync)
-        rc = vfs->fsync_dir(vfs->ctx, dir);
-    if (rc != 0) {
-        vfs->unlink(vfs->ctx, tmp);
+    rc = kv_vfs_write_file(vfs, dir, path, parts, 2, skip_dir_fsync);
+    if (rc != 0)
         return fl_errorf(err, errsize, rc,
                          "%s: writing the snapshot failed: %s", path,
                          fl_strerror(rc));
-    }
     return 0;
 }
 

@@ -10,9 +10,11 @@
 #ifndef KV_VFS_H
 #define KV_VFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct kv_vfs {
     void *ctx; /* passed to every call */
@@ -52,5 +54,16 @@ int kv_vfs_write_all(const struct kv_vfs *vfs, int fd, const void *buf,
  * file ends first. */
 int kv_vfs_read_all(const struct kv_vfs *vfs, int fd, void *buf, size_t len,
                     off_t off);
+
+/*
+ * Writes the n parts, one after another, to path in directory dir so that a
+ * crash leaves either the old file or the whole new one: a temporary file
+ * path.tmp, fsync, rename over path, then an fsync of dir unless
+ * skip_dir_fsync. A failure removes the temporary file and returns a
+ * negative error.
+ */
+int kv_vfs_write_file(const struct kv_vfs *vfs, const char *dir,
+                      const char *path, const struct iovec *parts, int n,
+                      bool skip_dir_fsync);
 
 #endif

@@ -222,3 +222,34 @@ int kv_vfs_read_all(const struct kv_vfs *vfs, int fd, void *buf, size_t len,
     }
     return 0;
 }
+
+int kv_vfs_write_file(const struct kv_vfs *vfs, const char *dir,
+                      const char *path, const struct iovec *parts, int n,
+                      bool skip_dir_fsync)
+{
+    char tmp[4096];
+    off_t off = 0;
+    int fd;
+    int rc = 0;
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    fd = vfs->open(vfs->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return fd;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc =
+            kv_vfs_write_all(vfs, fd, parts[i].iov_base, parts[i].iov_len, off);
+        off += (off_t)parts[i].iov_len;
+    }
+    if (rc == 0)
+        rc = vfs->fsync(vfs->ctx, fd);
+    vfs->close(vfs->ctx, fd);
+    if (rc == 0)
+        rc = vfs->rename(vfs->ctx, tmp, path);
+    if (rc == 0 && !skip_dir_fsync)
+        rc = vfs->fsync_dir(vfs->ctx, dir);
+    if (rc != 0)
+        vfs->unlink(vfs->ctx, tmp);
+    return rc;
+}

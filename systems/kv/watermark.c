@@ -42,24 +42,11 @@ static int create(const struct kv_vfs *vfs, const char *dir, const char *path,
                   bool skip_dir_fsync, char *err, size_t errsize)
 {
     unsigned char file[KV_MARK_STRIDE + KV_MARK_SLOT] = {0};
-    char tmp[4096 + 8];
-    int fd;
+    struct iovec part = {file, sizeof(file)};
     int rc;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     encode(file, 0, 0);
-    fd = vfs->open(vfs->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return fl_errorf(err, errsize, fd, "%s: cannot create: %s", tmp,
-                         fl_strerror(fd));
-    rc = kv_vfs_write_all(vfs, fd, file, sizeof(file), 0);
-    if (rc == 0)
-        rc = vfs->fsync(vfs->ctx, fd);
-    vfs->close(vfs->ctx, fd);
-    if (rc == 0)
-        rc = vfs->rename(vfs->ctx, tmp, path);
-    if (rc == 0 && !skip_dir_fsync)
-        rc = vfs->fsync_dir(vfs->ctx, dir);
+    rc = kv_vfs_write_file(vfs, dir, path, &part, 1, skip_dir_fsync);
     if (rc != 0)
         return fl_errorf(err, errsize, rc, "%s: cannot create: %s", path,
                          fl_strerror(rc));
