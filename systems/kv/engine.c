@@ -139,8 +139,6 @@ const char *kv_bug_names(void)
 
 /* ---- failure ----------------------------------------------------------- */
 
-/* Makes the engine fail with rc (called with the lock held). Only the first
- * failure is kept: it is the cause, later ones are consequences. */
 /* Makes the eventfd of kv_notify_fd readable. */
 static void notify(struct kv_engine *e)
 {
@@ -151,6 +149,8 @@ static void notify(struct kv_engine *e)
     }
 }
 
+/* Makes the engine fail with rc (called with the lock held). Only the first
+ * failure is kept: it is the cause, later ones are consequences. */
 static int fail_locked(struct kv_engine *e, int rc, const char *what)
 {
     if (atomic_load(&e->failed) == 0) {
@@ -953,6 +953,18 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
                          snap_seq, e->mark.seq, replay, replay_prefetch, e, err,
                          errsize);
     }
+    /* Without the watermark, or with only its older slot, recovery could
+     * not tell whether the newest records were lost. */
+    if (rc == 0 && e->mark.missing && e->wal.last_seq > 0)
+        FL_LOG_WARNF("kv",
+                     "watermark file missing: lost segments at the end "
+                     "of the log cannot be detected",
+                     "dir=%s last_seq=%" PRIu64, dir, e->wal.last_seq);
+    if (rc == 0 && e->mark.fell_back)
+        FL_LOG_WARNF("kv",
+                     "one watermark slot is damaged: checked against the "
+                     "other one, which may be older",
+                     "dir=%s watermark=%" PRIu64, dir, e->mark.seq);
     /* Recovery fdatasynced every record it kept, so they are all below the
      * watermark now (truncate-on-corruption may have lowered the end). */
     if (rc == 0 && e->wal.last_seq != e->mark.seq &&
@@ -1011,6 +1023,17 @@ void kv_close(struct kv_engine *e)
         pthread_join(e->snapper, NULL);
     if (e->syncer_started)
         pthread_join(e->syncer, NULL);
+    /* Without a sync thread ("none"), a clean stop still leaves the log on
+     * disk, as a stop under the other policies does. */
+    if (atomic_load(&e->failed) == 0 && e->opts.sync == KV_SYNC_NONE &&
+        e->wal.fd >= 0 && e->wal.last_seq > e->synced_seq) {
+        int rc = e->vfs->fdatasync(e->vfs->ctx, e->wal.fd);
+        if (rc == 0)
+            e->synced_seq = e->wal.last_seq;
+        else
+            FL_LOG_ERRORF("kv", "fdatasync of the log at close failed",
+                          "dir=%s error=\"%s\"", e->dir, fl_strerror(rc));
+    }
     /* Nothing runs any more: every synced record goes below the watermark,
      * so a clean stop leaves no record that recovery may drop. */
     if (atomic_load(&e->failed) == 0 && e->synced_seq > e->mark.seq) {

@@ -49,9 +49,10 @@ static const char help[] =
     "  --log-level LEVEL       debug, info (default), warn, error or off\n"
     "  -h, --help              show this help\n"
     "\n"
-    "SIGTERM and SIGINT stop accepting connections, wait until every pending\n"
-    "reply is durable and sent (at most 5 s for clients that do not read),\n"
-    "and exit. Exit codes: 0 clean stop, 1 the store could not be opened or\n"
+    "SIGTERM and SIGINT stop accepting connections and commands, wait until\n"
+    "the replies to commands already run are durable and sent (at most 5 s\n"
+    "for clients that do not read), and exit. Exit codes: 0 clean stop, 1 the "
+    "store could not be opened or\n"
     "a write to it failed, 2 usage error.\n";
 
 enum {
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
     unsigned long long n;
     unsigned bit;
     char err[1024];
+    char bug_list[256] = ""; /* the --inject-bug names, for the log */
     sigset_t signals;
     int c;
     int rc;
@@ -178,6 +180,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.bugs |= bit;
+            snprintf(bug_list + strlen(bug_list),
+                     sizeof(bug_list) - strlen(bug_list), "%s%s",
+                     bug_list[0] != '\0' ? "," : "", optarg);
             break;
         case OPT_LOG_LEVEL:
             if (fl_log_parse_level(optarg, &level) != 0)
@@ -207,7 +212,8 @@ int main(int argc, char **argv)
     if (kv_listen_parse(so.listen, &addr, &addr_len, err, sizeof(err)) != 0)
         return usage("invalid --listen \"%s\": %s", so.listen, err);
     if (o.bugs != 0)
-        FL_LOG_WARNF("kvd", "running with planted bugs", "bugs=0x%x", o.bugs);
+        FL_LOG_WARNF("kvd", "running with planted bugs", "bugs=\"%s\"",
+                     bug_list);
 
     /* Every thread inherits this mask: only the server's signalfd may take
      * SIGTERM and SIGINT, never an engine thread. */

@@ -34,9 +34,14 @@
 /* After SIGTERM, clients that have not taken their replies by then are
  * dropped. Their writes are durable already; only the replies are lost. */
 #define DRAIN_SECONDS 5
-/* Descriptors kept free beyond the clients for the log, the listening
- * socket, epoll, the signalfd and the eventfd. */
-#define FD_RESERVE 64
+/* Descriptors kept free beyond the clients: the standard streams, the
+ * lock, the log segments, the watermark, a snapshot being written, a
+ * directory listing, the listening socket, epoll, the signalfd, the eventfd
+ * and the spare descriptor, with room to spare. */
+#define FD_RESERVE 32
+/* A buffer a client has emptied is freed when it grew past this, so a
+ * client that caught up on a burst of replies does not keep the memory. */
+#define KEEP_BUFFER (256u << 10)
 
 enum tag { TAG_LISTEN, TAG_SIGNAL, TAG_NOTIFY, TAG_CLIENT };
 
@@ -91,6 +96,7 @@ struct server {
     size_t max_clients;        /* o->max_clients, lowered to the fd limit */
     int spare_fd;        /* kept open to accept and close when out of fds */
     uint64_t refused;    /* connections closed for lack of descriptors */
+    uint64_t rejected;   /* connections closed at max_clients */
     struct fl_buf value; /* scratch for GET */
     char err[512];
 };
@@ -124,10 +130,23 @@ static void reply_done(struct client *c, struct fl_buf *b, uint64_t wait)
     c->nmarks++;
 }
 
-/* Bytes of replies a client has not received yet, held or unsent. */
+/* Bytes of replies a client has not received yet, held or unsent, with
+ * the marks that hold them. */
 static size_t backlog(const struct client *c)
 {
-    return (c->out.len - c->out_sent) + (c->pending.len - c->pending_sent);
+    return (c->out.len - c->out_sent) + (c->pending.len - c->pending_sent) +
+           (c->nmarks - c->marks_head) * sizeof(struct mark);
+}
+
+/* Empties b, freeing its memory when it grew large. */
+static void clear_buffer(struct fl_buf *b)
+{
+    if (b->cap > KEEP_BUFFER) {
+        fl_buf_free(b);
+        fl_buf_init(b);
+    } else {
+        fl_buf_clear(b);
+    }
 }
 
 /* Moves the replies that are durable now from pending to out. When the
@@ -152,10 +171,15 @@ static void release(struct server *s, struct client *c)
         c->marks_head++;
     }
     if (c->marks_head == c->nmarks) {
-        fl_buf_clear(&c->pending);
+        clear_buffer(&c->pending);
         c->pending_sent = 0;
         c->marks_head = 0;
         c->nmarks = 0;
+        if (c->marks_cap * sizeof(struct mark) > KEEP_BUFFER) {
+            free(c->marks);
+            c->marks = NULL;
+            c->marks_cap = 0;
+        }
     }
 }
 
@@ -475,7 +499,14 @@ static bool flush_out(struct server *s, struct client *c)
         c->out_sent += (size_t)n;
     }
     if (c->out_sent == c->out.len) {
-        fl_buf_clear(&c->out);
+        clear_buffer(&c->out);
+        c->out_sent = 0;
+    } else if (c->out_sent >= KEEP_BUFFER && c->out_sent >= c->out.len / 2) {
+        /* Drop the bytes already sent, so a client that reads slowly but
+         * steadily holds only what it has not received. */
+        size_t left = c->out.len - c->out_sent;
+        memmove(c->out.data, c->out.data + c->out_sent, left);
+        c->out.len = left;
         c->out_sent = 0;
     }
     if (finished(c)) {
@@ -526,9 +557,13 @@ static void parse_input(struct server *s, struct client *c)
         c->in_start = 0;
     }
     if (c->eof && !c->closing && backlog(c) < OUT_HIGH_WATER && c->in.len > 0) {
-        /* The peer is done sending and the rest is no complete command. */
+        /* The peer is done sending and the rest is no complete command:
+         * drop it and close once the replies are sent. */
         c->in.len = 0;
+        c->closing = true;
     }
+    if (c->in.len == 0 && c->in.cap > KEEP_BUFFER)
+        clear_buffer(&c->in);
 }
 
 /* Parses what is buffered, releases durable replies and sends them, again
@@ -634,6 +669,12 @@ static void accept_clients(struct server *s)
             ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL);
             (void)w;
             close(fd);
+            s->rejected++;
+            if ((s->rejected & (s->rejected - 1)) == 0)
+                FL_LOG_WARNF("kvd",
+                             "rejected connections: --max-clients reached",
+                             "rejected=%" PRIu64 " max_clients=%zu",
+                             s->rejected, s->max_clients);
             continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -677,6 +718,20 @@ static void release_all(struct server *s)
         struct client *next = c->next;
         if (c->marks_head < c->nmarks || (c->in.len > 0 && !c->closing))
             serve(s, c);
+        c = next;
+    }
+}
+
+/* After SIGTERM no new command runs: every client gets the replies to
+ * the commands already run and is then closed. */
+static void stop_clients(struct server *s)
+{
+    struct client *c = s->clients;
+
+    while (c != NULL) {
+        struct client *next = c->next;
+        c->closing = true;
+        flush_out(s, c);
         c = next;
     }
 }
@@ -794,11 +849,8 @@ static void fit_fd_limit(struct server *s)
         rl.rlim_cur = old;
     if (rl.rlim_cur >= want)
         return;
-    s->max_clients = rl.rlim_cur > 2 * FD_RESERVE
-                         ? (size_t)(rl.rlim_cur - FD_RESERVE)
-                         : (size_t)(rl.rlim_cur / 2);
-    if (s->max_clients == 0)
-        s->max_clients = 1;
+    s->max_clients =
+        rl.rlim_cur > FD_RESERVE + 1 ? (size_t)(rl.rlim_cur - FD_RESERVE) : 1;
     FL_LOG_WARNF("kvd", "open-file limit too low for --max-clients",
                  "limit=%llu max_clients=%zu serving=%zu",
                  (unsigned long long)rl.rlim_cur, s->o->max_clients,
@@ -873,8 +925,9 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
         snprintf(err, errsize, "%s", s.err[0] ? s.err : fl_strerror(rc));
         goto out;
     }
-    FL_LOG_INFOF("kvd", "listening", "address=%s port=%u max_clients=%zu",
-                 o->listen, bound_port(&s), s.max_clients);
+    FL_LOG_INFOF("kvd", "listening", "address=%.*s:%u max_clients=%zu",
+                 (int)(strrchr(o->listen, ':') - o->listen), o->listen,
+                 bound_port(&s), s.max_clients);
 
     while (!s.stopping || anything_pending(&s)) {
         if (s.stopping && fl_clock_now_ns() >= s.drain_deadline_ns) {
@@ -906,6 +959,7 @@ int kv_serve(struct kv_engine *e, const struct kv_server_options *o, char *err,
                     s.stopping = true;
                 }
                 stop_listening(&s);
+                stop_clients(&s);
             } else if (t->tag == TAG_NOTIFY) {
                 uint64_t count;
                 ssize_t r = read(kv_notify_fd(e), &count, sizeof(count));

@@ -9,9 +9,11 @@
  * sync thread signals an eventfd whenever it made more records durable;
  * either way the loop then releases the replies now covered. A client that
  * does not read its replies is not read from once OUT_HIGH_WATER bytes of
- * its replies are waiting. SIGTERM and SIGINT stop accepting, let every
- * pending reply become durable and be sent, and return; clients that have
- * not taken their replies after DRAIN_SECONDS are dropped.
+ * its replies are waiting, and sent bytes are dropped from its buffer as it
+ * reads. SIGTERM and SIGINT stop accepting connections and running
+ * commands, let every pending reply become durable and be sent, and return;
+ * clients that have not taken their replies after DRAIN_SECONDS are
+ * dropped.
  */
 #ifndef KV_SERVER_H
 #define KV_SERVER_H

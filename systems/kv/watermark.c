@@ -36,7 +36,7 @@ static bool decode(const unsigned char slot[KV_MARK_SLOT], uint64_t *generation,
     return true;
 }
 
-/* Writes a file whose first slot holds watermark 0 and whose second is
+/* Writes a file whose first slot contains watermark 0 and whose second is
  * empty, durably: temporary file, fsync, rename, directory fsync. */
 static int create(const struct kv_vfs *vfs, const char *dir, const char *path,
                   bool skip_dir_fsync, char *err, size_t errsize)
@@ -78,8 +78,10 @@ int kv_mark_open(struct kv_mark *m, const struct kv_vfs *vfs, const char *dir,
                          fl_strerror(rc));
 
     m->fd = vfs->open(vfs->ctx, path, O_RDWR, 0);
-    if (m->fd == -ENOENT)
+    if (m->fd == -ENOENT) {
+        m->missing = true;
         return 0; /* kv_mark_write creates it */
+    }
     if (m->fd < 0)
         return fl_errorf(err, errsize, m->fd, "%s: cannot open: %s", path,
                          fl_strerror(m->fd));
@@ -107,6 +109,7 @@ int kv_mark_open(struct kv_mark *m, const struct kv_vfs *vfs, const char *dir,
                          path, KV_MARK_STRIDE);
     }
     int newest = !valid[0] || (valid[1] && gen[1] > gen[0]) ? 1 : 0;
+    m->fell_back = !valid[0] || !valid[1];
     m->generation = gen[newest];
     m->seq = seq[newest];
     return 0;

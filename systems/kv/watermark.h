@@ -45,6 +45,8 @@ struct kv_mark {
     int fd;              /* -1 while the file does not exist */
     uint64_t generation; /* of the newest valid slot */
     uint64_t seq;        /* the watermark stored in it */
+    bool missing;        /* kv_mark_open found no file */
+    bool fell_back;      /* one slot was damaged and the other one used */
 };
 
 /*
