@@ -2575,6 +2575,29 @@ START_TEST(test_sync_runs_round_inline)
 }
 END_TEST
 
+/* A clean close under "none" still syncs the log and moves the watermark,
+ * so a power cut after a clean stop loses nothing. */
+START_TEST(test_sync_none_close_syncs)
+{
+    struct fault_vfs f;
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+
+    scratch_path(dir, sizeof(dir), "data");
+    fault_vfs_init(&f);
+    o.vfs = &f.vfs;
+    o.sync = KV_SYNC_NONE;
+    struct kv_engine *e = open_ok(dir, &o);
+    uint64_t before = fault_vfs_calls(&f, FAULT_FDATASYNC);
+    uint64_t seq = put_ok(e, "k00", str("unsafe"));
+    ck_assert_uint_eq(fault_vfs_calls(&f, FAULT_FDATASYNC), before);
+    kv_close(e);
+    ck_assert_uint_ge(fault_vfs_calls(&f, FAULT_FDATASYNC), before + 2);
+    fault_vfs_destroy(&f);
+    ck_assert_uint_eq(stored_watermark(dir), seq);
+}
+END_TEST
+
 /* ---- 11. the data directory -------------------------------------------- */
 
 START_TEST(test_open_busy_directory)
@@ -2855,6 +2878,7 @@ static Suite *kv_suite(void)
     tcase_add_test(t, test_get_reports_pending_wait);
     tcase_add_test(t, test_group_commit_shares_fdatasync);
     tcase_add_test(t, test_sync_runs_round_inline);
+    tcase_add_test(t, test_sync_none_close_syncs);
     tcase_add_test(t, test_sync_policies_keep_data);
 
     t = new_case(s, "directory", 30);

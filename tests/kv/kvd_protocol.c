@@ -771,6 +771,13 @@ static void check_half_close(void)
         expect_closed(fd, "after the replies to a half-closed client");
         close(fd);
     }
+    /* An incomplete request before the half-close is dropped quietly. */
+    int fd = dial();
+    send_text(fd, "SET hc 2\r\n*2\r\n$3\r\nGET\r\n$1\r\n");
+    shutdown(fd, SHUT_WR);
+    expect(fd, "+OK\r\n", "reply before an incomplete request");
+    expect_closed(fd, "after an incomplete request and a half-close");
+    close(fd);
 }
 
 /* With an open-file limit far below --max-clients, the server lowers its
