@@ -238,6 +238,18 @@ static int load_file(const struct kv_vfs *vfs, const char *path,
     return 0;
 }
 
+/* Deletes path; one already gone counts as deleted. */
+static int delete_file(const struct kv_vfs *vfs, const char *path, char *err,
+                       size_t errsize)
+{
+    int rc = vfs->unlink(vfs->ctx, path);
+
+    if (rc != 0 && rc != -ENOENT)
+        return fl_errorf(err, errsize, rc, "%s: cannot delete: %s", path,
+                         fl_strerror(rc));
+    return 0;
+}
+
 int kv_snap_load(const struct kv_vfs *vfs, const char *dir, struct kv_index *x,
                  uint64_t *last_seq, uint64_t *last_applied, char *err,
                  size_t errsize)
@@ -250,12 +262,7 @@ int kv_snap_load(const struct kv_vfs *vfs, const char *dir, struct kv_index *x,
     *last_applied = 0;
     for (size_t i = 0; rc == 0 && i < s.ntmp; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, s.tmp[i]);
-        rc = vfs->unlink(vfs->ctx, path);
-        if (rc != 0 && rc != -ENOENT)
-            rc = fl_errorf(err, errsize, rc, "%s: cannot delete: %s", path,
-                           fl_strerror(rc));
-        else
-            rc = 0;
+        rc = delete_file(vfs, path, err, errsize);
     }
     if (rc == 0 && s.found) {
         snap_path(path, sizeof(path), dir, s.newest, "");
@@ -277,12 +284,7 @@ int kv_snap_drop_older(const struct kv_vfs *vfs, const char *dir,
         if (s.all[i] >= keep_seq)
             continue;
         snap_path(path, sizeof(path), dir, s.all[i], "");
-        rc = vfs->unlink(vfs->ctx, path);
-        if (rc != 0 && rc != -ENOENT)
-            rc = fl_errorf(err, errsize, rc, "%s: cannot delete: %s", path,
-                           fl_strerror(rc));
-        else
-            rc = 0;
+        rc = delete_file(vfs, path, err, errsize);
     }
     free_snaps(&s);
     return rc;
