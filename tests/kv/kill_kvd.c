@@ -12,12 +12,12 @@
  *
  *   kill_kvd PATH/TO/fl-kvd [CYCLES [SEED]]
  */
+#include "kvd_util.h"
 #include "rng.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -337,32 +337,6 @@ static void *client_main(void *arg)
 
 /* ---- main -------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int p;
-
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die("cannot find a free port: %s", strerror(errno));
-    p = ntohs(a.sin_port);
-    close(fd);
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     int cycles = argc > 2 ? atoi(argv[2]) : 50;
@@ -382,7 +356,9 @@ int main(int argc, char **argv)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/fl-kill-kvd.XXXXXX");
     if (mkdtemp(tmpdir) == NULL)
         die("mkdtemp failed: %s", strerror(errno));
-    port = free_port();
+    port = kvd_free_port();
+    if (port < 0)
+        die("cannot find a free port: %s", strerror(errno));
     memset(workers, 0, sizeof(workers));
     fl_rng_seed_stream(&rng, seed, FL_RNG_STREAM_NEMESIS);
 
@@ -422,7 +398,7 @@ int main(int argc, char **argv)
         total += workers[t].acked_ops;
     if (total == 0)
         die("no write was acknowledged in %d cycles", cycles);
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    kvd_remove_tree(tmpdir);
     printf("kill_kvd: %d kill cycles, %ld acknowledged writes, all present\n",
            cycles, total);
     return 0;

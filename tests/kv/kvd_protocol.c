@@ -9,10 +9,10 @@
  *
  *   kvd_protocol PATH/TO/fl-kvd
  */
+#include "kvd_util.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -635,15 +635,13 @@ static void check_flags(void)
     expect_usage(1, "a-file", (const char *[]){"--data-dir", file, NULL});
 }
 
-static int free_port(void);
-
 /* A second server on a directory in use must refuse to start. */
 static void check_busy_directory(void)
 {
     char listen[64];
 
     section = "busy directory";
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", kvd_free_port());
     expect_usage(
         1, "in use",
         (const char *[]){"--data-dir", data_dir, "--listen", listen, NULL});
@@ -851,32 +849,6 @@ static void check_drain_limit(void)
     }
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-                        struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int p;
-
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        die("cannot find a free port: %s", strerror(errno));
-    p = ntohs(a.sin_port);
-    close(fd);
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -889,7 +861,9 @@ int main(int argc, char **argv)
         die("mkdtemp failed: %s", strerror(errno));
     snprintf(data_dir, sizeof(data_dir), "%s/data", tmpdir);
     snprintf(log_path, sizeof(log_path), "%s/kvd.log", tmpdir);
-    port = free_port();
+    port = kvd_free_port();
+    if (port < 0)
+        die("cannot find a free port: %s", strerror(errno));
 
     check_flags();
     start_server("1000");
@@ -924,7 +898,7 @@ int main(int argc, char **argv)
                 failures, log_path);
         return 1;
     }
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    kvd_remove_tree(tmpdir);
     printf("kvd_protocol: all checks passed\n");
     return 0;
 }

@@ -18,12 +18,12 @@ set_tests_properties(corpus_manifest PROPERTIES SKIP_RETURN_CODE 77)
 
 # Crash test of fl-kvd: SIGKILL at seeded moments while clients write, then
 # every acknowledged write must be present after the restart.
-add_executable(kill_kvd kv/kill_kvd.c)
+add_executable(kill_kvd kv/kill_kvd.c kv/kvd_util.c)
 target_link_libraries(kill_kvd PRIVATE fl_common Threads::Threads)
 add_test(NAME kvd_kill_cycles COMMAND kill_kvd $<TARGET_FILE:fl-kvd> 50)
 set_tests_properties(kvd_kill_cycles PROPERTIES TIMEOUT 300)
 
 # fl-kvd's flags, commands, replies and protocol errors, on a real server.
-add_executable(kvd_protocol kv/kvd_protocol.c)
+add_executable(kvd_protocol kv/kvd_protocol.c kv/kvd_util.c)
 add_test(NAME kvd_protocol COMMAND kvd_protocol $<TARGET_FILE:fl-kvd>)
 set_tests_properties(kvd_protocol PROPERTIES TIMEOUT 120)
