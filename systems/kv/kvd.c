@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char help[] =
     "Usage: fl-kvd --data-dir DIR [OPTIONS]\n"
@@ -120,6 +121,7 @@ int main(int argc, char **argv)
     struct kv_options o;
     struct kv_server_options so = {
         .listen = "127.0.0.1:7379",
+        .listen_fd = -1,
         .max_clients = 10000,
         .max_value = 16u << 20,
     };
@@ -221,8 +223,16 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     sigprocmask(SIG_BLOCK, &signals, NULL);
+    /* Bind first: a busy port is found before a long recovery. */
+    so.listen_fd = kv_listen(so.listen, err, sizeof(err));
+    if (so.listen_fd < 0) {
+        FL_LOG_ERRORF("kvd", "cannot listen", "error=\"%s\"", err);
+        fprintf(stderr, "fl-kvd: %s\n", err);
+        return 1;
+    }
     rc = kv_open(dir, &o, &e, err, sizeof(err));
     if (rc != 0) {
+        close(so.listen_fd);
         FL_LOG_ERRORF("kvd", "cannot open the store", "dir=%s error=\"%s\"",
                       dir, err);
         fprintf(stderr, "fl-kvd: %s\n", err);

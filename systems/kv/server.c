@@ -788,33 +788,41 @@ int kv_listen_parse(const char *spec, struct sockaddr_storage *addr,
     return 0;
 }
 
-static int listen_on(struct server *s, const char *spec)
+int kv_listen(const char *spec, char *err, size_t errsize)
 {
     struct sockaddr_storage addr;
     socklen_t len;
     char why[256];
     int one = 1;
+    int fd;
     int rc;
 
     rc = kv_listen_parse(spec, &addr, &len, why, sizeof(why));
-    if (rc != 0) {
-        snprintf(s->err, sizeof(s->err), "invalid listen address \"%s\": %s",
-                 spec, why);
-        return rc;
-    }
-    s->listen_fd =
-        socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->listen_fd < 0 ||
-        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) !=
-            0 ||
-        bind(s->listen_fd, (struct sockaddr *)&addr, len) != 0 ||
-        listen(s->listen_fd, 511) != 0) {
+    if (rc != 0)
+        return fl_errorf(err, errsize, rc, "invalid listen address \"%s\": %s",
+                         spec, why);
+    fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 511) != 0) {
         rc = -errno;
-        snprintf(s->err, sizeof(s->err), "cannot listen on %s: %s", spec,
-                 strerror(errno));
+        fl_errorf(err, errsize, rc, "cannot listen on %s: %s", spec,
+                  strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return rc;
     }
-    return 0;
+    return fd;
+}
+
+static int listen_on(struct server *s)
+{
+    if (s->o->listen_fd >= 0) {
+        s->listen_fd = s->o->listen_fd;
+        return 0;
+    }
+    s->listen_fd = kv_listen(s->o->listen, s->err, sizeof(s->err));
+    return s->listen_fd >= 0 ? 0 : s->listen_fd;
 }
 
 /* Returns the port the listening socket is bound to, which differs from
@@ -874,7 +882,7 @@ static int setup(struct server *s)
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return -errno;
-    rc = listen_on(s, s->o->listen);
+    rc = listen_on(s);
     if (rc != 0)
         return rc;
     fit_fd_limit(s);

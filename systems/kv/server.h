@@ -25,6 +25,9 @@
 
 struct kv_server_options {
     const char *listen; /* HOST:PORT, numeric host */
+    /* A socket kv_listen opened for listen, which kv_serve takes over and
+     * closes; -1 makes kv_serve open it. */
+    int listen_fd;
     size_t max_clients;
     size_t max_value; /* bytes in one key or value */
 };
@@ -36,6 +39,13 @@ struct kv_server_options {
  */
 int kv_listen_parse(const char *spec, struct sockaddr_storage *addr,
                     socklen_t *len, char *err, size_t errsize);
+
+/*
+ * Opens a listening TCP socket on spec (see kv_listen_parse), so a caller
+ * can find a busy port before the slow work of opening the store. Returns
+ * the socket, or a negative error with the reason in err.
+ */
+int kv_listen(const char *spec, char *err, size_t errsize);
 
 /*
  * Serves e until SIGTERM or SIGINT, which the caller must have blocked in

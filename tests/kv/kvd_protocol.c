@@ -657,6 +657,15 @@ static void check_busy_port(void)
     snprintf(dir, sizeof(dir), "%s/other", tmpdir);
     expect_usage(1, "cannot listen on",
                  (const char *[]){"--data-dir", dir, "--listen", listen, NULL});
+    /* The port is checked before the store is opened and recovered. */
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        fprintf(stderr,
+                "kvd_protocol: %s: the store %s was opened although the port "
+                "is busy\n",
+                section, dir);
+        failures++;
+    }
 }
 
 /* Returns a field of /proc/PID/status in KiB, such as "VmRSS" (resident
