@@ -1,0 +1,603 @@
+/*
+ * The Raft core. See raft.h; section numbers refer to the Raft paper
+ * (Ongaro and Ousterhout, USENIX ATC 2014).
+ */
+#include "raft.h"
+
+#include "error.h"
+#include "rng.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rft {
+    struct rft_config cfg;
+    struct fl_rng rng;
+
+    enum rft_role role;
+    uint64_t term;
+    uint32_t vote;
+    uint32_t leader;
+
+    /* The log: log[i] is the entry at index i + 1; each owns its data. */
+    struct rft_entry *log;
+    size_t n;
+    size_t cap;
+
+    uint64_t commit;
+    uint64_t applied;   /* handed to the driver to apply */
+    uint64_t persisted; /* on disk, from RFT_EV_PERSISTED */
+
+    unsigned elapsed; /* ticks since the timer was reset */
+    unsigned timeout; /* this round's randomized election timeout */
+    uint32_t votes;   /* bit per node id that granted its vote */
+    uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
+    uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
+
+    /* The output of the current step, for the update. */
+    bool hard_state;
+    uint64_t truncate_from;
+    uint64_t append_from; /* first entry appended in this step; 0: none */
+    struct rft_msg *msgs;
+    size_t n_msgs;
+    size_t msgs_cap;
+    bool failed; /* an allocation failed during this step */
+};
+
+/* ---- the log ----------------------------------------------------------- */
+
+static uint64_t last_index(const struct rft *r)
+{
+    return r->n;
+}
+
+/* Returns the term of the entry at index, 0 for index 0 or past the end. */
+static uint64_t term_at(const struct rft *r, uint64_t index)
+{
+    return index >= 1 && index <= r->n ? r->log[index - 1].term : 0;
+}
+
+static uint64_t last_term(const struct rft *r)
+{
+    return term_at(r, last_index(r));
+}
+
+/* Appends a copy of e to the log. */
+static bool append_entry(struct rft *r, const struct rft_entry *e)
+{
+    unsigned char *copy = NULL;
+
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        struct rft_entry *log = realloc(r->log, cap * sizeof(*log));
+        if (log == NULL)
+            return false;
+        r->log = log;
+        r->cap = cap;
+    }
+    if (e->len > 0) {
+        copy = malloc(e->len);
+        if (copy == NULL)
+            return false;
+        memcpy(copy, e->data, e->len);
+    }
+    r->log[r->n] = *e;
+    r->log[r->n].data = copy;
+    r->n++;
+    if (r->append_from == 0)
+        r->append_from = r->n;
+    return true;
+}
+
+/* Deletes the entries from index on (section 5.3, step 3 of the receiver
+ * rules); called only for a conflict, never for a matching entry. */
+static void truncate_log(struct rft *r, uint64_t index)
+{
+    while (r->n >= index) {
+        free((void *)r->log[r->n - 1].data);
+        r->n--;
+    }
+    if (r->truncate_from == 0 || index < r->truncate_from)
+        r->truncate_from = index;
+    if (r->append_from > r->n)
+        r->append_from = 0;
+    if (r->persisted > r->n)
+        r->persisted = r->n;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+static struct rft_msg *new_msg(struct rft *r, enum rft_msg_type type,
+                               uint32_t to)
+{
+    struct rft_msg *m;
+
+    if (r->n_msgs == r->msgs_cap) {
+        size_t cap = r->msgs_cap ? r->msgs_cap * 2 : 16;
+        struct rft_msg *msgs = realloc(r->msgs, cap * sizeof(*msgs));
+        if (msgs == NULL) {
+            r->failed = true;
+            return NULL;
+        }
+        r->msgs = msgs;
+        r->msgs_cap = cap;
+    }
+    m = &r->msgs[r->n_msgs++];
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    m->from = r->cfg.id;
+    m->to = to;
+    m->term = r->term;
+    return m;
+}
+
+static bool is_member(const struct rft *r, uint32_t id)
+{
+    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
+        if (r->cfg.nodes[i] == id)
+            return true;
+    }
+    return false;
+}
+
+/* Sends to peer the entries from its next index, or a heartbeat. Entries
+ * point into the log, which stays put until the next step. */
+static void send_append(struct rft *r, uint32_t to)
+{
+    struct rft_msg *m = new_msg(r, RFT_MSG_APPEND, to);
+    uint64_t next = r->next[to];
+    uint64_t last = last_index(r);
+
+    if (m == NULL)
+        return;
+    m->prev_index = next - 1;
+    m->prev_term = term_at(r, next - 1);
+    m->commit = r->commit;
+    if (next <= last) {
+        uint64_t n = last - next + 1;
+        if (n > r->cfg.max_entries_per_append)
+            n = r->cfg.max_entries_per_append;
+        m->entries = &r->log[next - 1];
+        m->n_entries = (size_t)n;
+    }
+}
+
+static void broadcast_append(struct rft *r)
+{
+    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
+        if (r->cfg.nodes[i] != r->cfg.id)
+            send_append(r, r->cfg.nodes[i]);
+    }
+}
+
+/* ---- roles ------------------------------------------------------------- */
+
+static void reset_timer(struct rft *r)
+{
+    r->elapsed = 0;
+    r->timeout = r->cfg.election_ticks +
+                 (unsigned)fl_rng_below(&r->rng, r->cfg.election_ticks);
+}
+
+/* Moves to term, forgetting the vote, which belongs to the old term. The
+ * vote is kept on a step-down within the same term. */
+static void adopt_term(struct rft *r, uint64_t term)
+{
+    if (term > r->term) {
+        r->term = term;
+        r->vote = 0;
+        r->hard_state = true;
+    }
+}
+
+static void become_follower(struct rft *r, uint32_t leader)
+{
+    r->role = RFT_FOLLOWER;
+    r->leader = leader;
+    reset_timer(r);
+}
+
+static size_t count_votes(uint32_t votes)
+{
+    size_t n = 0;
+
+    for (; votes != 0; votes &= votes - 1)
+        n++;
+    return n;
+}
+
+static bool quorum(const struct rft *r, size_t count)
+{
+    return count * 2 > r->cfg.n_nodes;
+}
+
+/* Advances the commit index to the highest index a majority stores,
+ * counting only entries of the current term (section 5.4.2): an entry of
+ * an earlier term commits only through a later one. */
+static void advance_commit(struct rft *r)
+{
+    r->match[r->cfg.id] = r->persisted;
+    for (uint64_t n = last_index(r); n > r->commit; n--) {
+        if (term_at(r, n) != r->term)
+            break; /* terms only grow along the log */
+        size_t count = 0;
+        for (size_t i = 0; i < r->cfg.n_nodes; i++)
+            count += r->match[r->cfg.nodes[i]] >= n;
+        if (quorum(r, count)) {
+            r->commit = n;
+            break;
+        }
+    }
+}
+
+static void become_leader(struct rft *r)
+{
+    struct rft_entry noop = {.term = r->term, .type = RFT_ENTRY_NOOP};
+
+    r->role = RFT_LEADER;
+    r->leader = r->cfg.id;
+    r->elapsed = 0;
+    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
+        uint32_t id = r->cfg.nodes[i];
+        r->next[id] = last_index(r) + 1;
+        r->match[id] = 0;
+    }
+    /* A no-op of the new term lets earlier entries commit (section 8). */
+    if (!append_entry(r, &noop)) {
+        r->failed = true;
+        return;
+    }
+    advance_commit(r);
+    broadcast_append(r);
+}
+
+static void start_election(struct rft *r)
+{
+    adopt_term(r, r->term + 1);
+    r->vote = r->cfg.id;
+    r->hard_state = true;
+    r->role = RFT_CANDIDATE;
+    r->leader = 0;
+    r->votes = 1u << r->cfg.id;
+    reset_timer(r);
+    if (quorum(r, 1)) {
+        become_leader(r);
+        return;
+    }
+    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
+        uint32_t id = r->cfg.nodes[i];
+        struct rft_msg *m;
+        if (id == r->cfg.id || (m = new_msg(r, RFT_MSG_VOTE, id)) == NULL)
+            continue;
+        m->last_index = last_index(r);
+        m->last_term = last_term(r);
+    }
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+/* The election restriction (section 5.4.1): a candidate's log must be at
+ * least as up to date as this node's. */
+static bool up_to_date(const struct rft *r, const struct rft_msg *m)
+{
+    return m->last_term > last_term(r) ||
+           (m->last_term == last_term(r) && m->last_index >= last_index(r));
+}
+
+static void on_vote(struct rft *r, const struct rft_msg *m)
+{
+    struct rft_msg *reply;
+    bool grant = m->term == r->term && (r->vote == 0 || r->vote == m->from) &&
+                 up_to_date(r, m);
+
+    if (grant) {
+        if (r->vote != m->from)
+            r->hard_state = true;
+        r->vote = m->from;
+        reset_timer(r);
+    }
+    reply = new_msg(r, RFT_MSG_VOTE_REPLY, m->from);
+    if (reply != NULL)
+        reply->granted = grant;
+}
+
+static void on_vote_reply(struct rft *r, const struct rft_msg *m)
+{
+    /* A reply from another term, or to an election already decided, is
+     * stale. */
+    if (r->role != RFT_CANDIDATE || m->term != r->term || !m->granted)
+        return;
+    r->votes |= 1u << m->from;
+    if (quorum(r, count_votes(r->votes)))
+        become_leader(r);
+}
+
+static void on_append(struct rft *r, const struct rft_msg *m)
+{
+    struct rft_msg *reply;
+    size_t i;
+
+    if (m->term < r->term) {
+        /* The reply's term tells the stale leader to step down. */
+        reply = new_msg(r, RFT_MSG_APPEND_REPLY, m->from);
+        if (reply != NULL)
+            reply->match = last_index(r);
+        return;
+    }
+    become_follower(r, m->from);
+    reply = new_msg(r, RFT_MSG_APPEND_REPLY, m->from);
+    if (reply == NULL)
+        return;
+    if (m->prev_index > last_index(r) ||
+        term_at(r, m->prev_index) != m->prev_term) {
+        /* No matching entry before the new ones: ask for earlier ones. */
+        reply->match =
+            m->prev_index > last_index(r) ? last_index(r) : m->prev_index - 1;
+        return;
+    }
+    for (i = 0; i < m->n_entries; i++) {
+        uint64_t index = m->prev_index + 1 + i;
+        if (index > last_index(r))
+            break;
+        if (term_at(r, index) != m->entries[i].term) {
+            truncate_log(r, index);
+            break;
+        }
+        /* Same index and term: the same entry. Never truncate on a
+         * match, or a delayed message would erase newer entries. */
+    }
+    for (; i < m->n_entries; i++) {
+        if (!append_entry(r, &m->entries[i])) {
+            r->failed = true;
+            return;
+        }
+    }
+    /* Commit only what this message proved to match the leader's log. */
+    uint64_t verified = m->prev_index + m->n_entries;
+    uint64_t commit = m->commit < verified ? m->commit : verified;
+    if (commit > r->commit)
+        r->commit = commit;
+    reply->success = true;
+    reply->match = verified;
+}
+
+static void on_append_reply(struct rft *r, const struct rft_msg *m)
+{
+    uint32_t from = m->from;
+
+    if (r->role != RFT_LEADER || m->term != r->term || !is_member(r, from))
+        return;
+    if (m->success) {
+        if (m->match > r->match[from])
+            r->match[from] = m->match;
+        if (r->next[from] < m->match + 1)
+            r->next[from] = m->match + 1;
+        advance_commit(r);
+        if (r->next[from] <= last_index(r))
+            send_append(r, from);
+        return;
+    }
+    /* Back off, using the follower's hint, but never below index 1. */
+    uint64_t next = r->next[from] > 1 ? r->next[from] - 1 : 1;
+    if (m->match + 1 < next)
+        next = m->match + 1;
+    r->next[from] = next;
+    send_append(r, from);
+}
+
+static void on_receive(struct rft *r, const struct rft_msg *m)
+{
+    if (m->to != r->cfg.id || !is_member(r, m->from) || m->from == r->cfg.id)
+        return;
+    if (m->term > r->term) {
+        adopt_term(r, m->term);
+        become_follower(r, m->type == RFT_MSG_APPEND ? m->from : 0);
+    }
+    switch (m->type) {
+    case RFT_MSG_VOTE:
+        on_vote(r, m);
+        break;
+    case RFT_MSG_VOTE_REPLY:
+        on_vote_reply(r, m);
+        break;
+    case RFT_MSG_APPEND:
+        on_append(r, m);
+        break;
+    case RFT_MSG_APPEND_REPLY:
+        on_append_reply(r, m);
+        break;
+    }
+}
+
+/* ---- the step function ------------------------------------------------- */
+
+static void on_tick(struct rft *r)
+{
+    r->elapsed++;
+    if (r->role == RFT_LEADER) {
+        if (r->elapsed >= r->cfg.heartbeat_ticks) {
+            r->elapsed = 0;
+            broadcast_append(r);
+        }
+        return;
+    }
+    if (r->elapsed >= r->timeout)
+        start_election(r);
+}
+
+static void on_propose(struct rft *r, const struct rft_event *ev,
+                       struct rft_update *u)
+{
+    struct rft_entry e = {
+        .term = r->term,
+        .type = RFT_ENTRY_COMMAND,
+        .data = ev->data,
+        .len = ev->len,
+    };
+
+    if (r->role != RFT_LEADER)
+        return;
+    if (!append_entry(r, &e)) {
+        r->failed = true;
+        return;
+    }
+    u->proposed_index = last_index(r);
+    broadcast_append(r);
+}
+
+int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
+{
+    memset(u, 0, sizeof(*u));
+    r->hard_state = false;
+    r->truncate_from = 0;
+    r->append_from = 0;
+    r->n_msgs = 0;
+    r->failed = false;
+
+    switch (ev->type) {
+    case RFT_EV_TICK:
+        on_tick(r);
+        break;
+    case RFT_EV_RECEIVE:
+        on_receive(r, &ev->msg);
+        break;
+    case RFT_EV_PERSISTED:
+        if (ev->index > r->persisted)
+            r->persisted = ev->index < r->n ? ev->index : r->n;
+        if (r->role == RFT_LEADER)
+            advance_commit(r);
+        break;
+    case RFT_EV_PROPOSE:
+        on_propose(r, ev, u);
+        break;
+    }
+
+    u->hard_state = r->hard_state;
+    u->term = r->term;
+    u->vote = r->vote;
+    u->truncate_from = r->truncate_from;
+    if (r->append_from != 0) {
+        u->first_index = r->append_from;
+        u->entries = &r->log[r->append_from - 1];
+        u->n_entries = (size_t)(r->n - r->append_from + 1);
+    }
+    u->msgs = r->msgs;
+    u->n_msgs = r->n_msgs;
+    if (r->commit > r->applied) {
+        u->first_committed = r->applied + 1;
+        u->committed = &r->log[r->applied];
+        u->n_committed = (size_t)(r->commit - r->applied);
+        r->applied = r->commit;
+    }
+    return r->failed ? -ENOMEM : 0;
+}
+
+/* ---- setup and queries ------------------------------------------------- */
+
+static int check_config(const struct rft_config *c, char *err, size_t errsize)
+{
+    bool self = false;
+
+    if (c->n_nodes == 0 || c->n_nodes > RFT_MAX_NODES)
+        return fl_input_error(err, errsize, "%zu nodes: expected 1 to %d",
+                              c->n_nodes, RFT_MAX_NODES);
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i] == 0 || c->nodes[i] > RFT_MAX_NODES)
+            return fl_input_error(err, errsize, "node id %u: expected 1 to %d",
+                                  c->nodes[i], RFT_MAX_NODES);
+        for (size_t j = 0; j < i; j++) {
+            if (c->nodes[j] == c->nodes[i])
+                return fl_input_error(err, errsize, "node id %u appears twice",
+                                      c->nodes[i]);
+        }
+        self |= c->nodes[i] == c->id;
+    }
+    if (!self)
+        return fl_input_error(err, errsize, "node id %u is not among the nodes",
+                              c->id);
+    if (c->election_ticks < 2 || c->heartbeat_ticks == 0 ||
+        c->heartbeat_ticks >= c->election_ticks)
+        return fl_input_error(
+            err, errsize,
+            "election_ticks %u and heartbeat_ticks %u: "
+            "expected 0 < heartbeat < election, election >= 2",
+            c->election_ticks, c->heartbeat_ticks);
+    return 0;
+}
+
+int rft_new(struct rft **out, const struct rft_config *config,
+            const struct rft_durable *durable, char *err, size_t errsize)
+{
+    struct rft *r;
+    int rc;
+
+    *out = NULL;
+    rc = check_config(config, err, errsize);
+    if (rc != 0)
+        return rc;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    r->cfg = *config;
+    if (r->cfg.max_entries_per_append == 0)
+        r->cfg.max_entries_per_append = 64;
+    fl_rng_seed_stream(&r->rng, config->seed, config->id);
+    if (durable != NULL) {
+        r->term = durable->term;
+        r->vote = durable->vote;
+        for (size_t i = 0; i < durable->n_entries; i++) {
+            if (!append_entry(r, &durable->entries[i])) {
+                rft_free(r);
+                return -ENOMEM;
+            }
+        }
+        r->persisted = r->n;
+    }
+    r->role = RFT_FOLLOWER;
+    reset_timer(r);
+    *out = r;
+    return 0;
+}
+
+void rft_free(struct rft *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free((void *)r->log[i].data);
+    free(r->log);
+    free(r->msgs);
+    free(r);
+}
+
+enum rft_role rft_role(const struct rft *r)
+{
+    return r->role;
+}
+
+uint64_t rft_term(const struct rft *r)
+{
+    return r->term;
+}
+
+uint32_t rft_leader(const struct rft *r)
+{
+    return r->leader;
+}
+
+uint64_t rft_commit(const struct rft *r)
+{
+    return r->commit;
+}
+
+uint64_t rft_last_index(const struct rft *r)
+{
+    return r->n;
+}
+
+const struct rft_entry *rft_entry_at(const struct rft *r, uint64_t index)
+{
+    return index >= 1 && index <= r->n ? &r->log[index - 1] : NULL;
+}

@@ -1,0 +1,167 @@
+/*
+ * The Raft core: the consensus protocol of Ongaro and Ousterhout, "In
+ * Search of an Understandable Consensus Algorithm" (USENIX ATC 2014), as a
+ * pure state machine. It does no I/O, reads no clock, starts no thread and
+ * uses no global random generator: a driver feeds it events through
+ * rft_step and carries out the update it returns. The same core runs in the
+ * deterministic simulator and in the real daemon.
+ *
+ * The contract with the driver, for every update:
+ *   1. Persist the hard state (term and vote, as one record) when
+ *      hard_state is set, truncate the log from truncate_from when it is
+ *      not 0, and append the entries, in that order.
+ *   2. Only then send the messages. A vote or a successful append reply
+ *      may depend on what step 1 wrote ("persist before send").
+ *   3. Apply the committed entries in order.
+ *   4. Report the log index that reached the disk with RFT_EV_PERSISTED;
+ *      a leader counts itself toward a commit only up to that index.
+ * Pointers in an update (entries, messages, committed entries) stay valid
+ * until the next rft_step or rft_free.
+ *
+ * This first part of the core covers elections with the election
+ * restriction (paper section 5.4.1), log replication with conflict
+ * truncation (5.3), and the commit rule that counts replicas only for
+ * entries of the current term (5.4.2), with a no-op entry at the start of
+ * each term (section 8).
+ * TODO: PreVote, CheckQuorum, ReadIndex reads, snapshots and
+ * InstallSnapshot, client sessions and the tracer are not written yet.
+ */
+#ifndef RFT_RAFT_H
+#define RFT_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RFT_MAX_NODES 9
+
+enum rft_role {
+    RFT_FOLLOWER,
+    RFT_CANDIDATE,
+    RFT_LEADER,
+};
+
+enum rft_entry_type {
+    RFT_ENTRY_NOOP = 1,    /* appended by a new leader (section 8) */
+    RFT_ENTRY_COMMAND = 2, /* a client command for the state machine */
+};
+
+struct rft_entry {
+    uint64_t term;
+    enum rft_entry_type type;
+    const unsigned char *data;
+    size_t len;
+};
+
+enum rft_msg_type {
+    RFT_MSG_VOTE = 1,     /* RequestVote */
+    RFT_MSG_VOTE_REPLY,   /* its answer */
+    RFT_MSG_APPEND,       /* AppendEntries, also the heartbeat */
+    RFT_MSG_APPEND_REPLY, /* its answer */
+};
+
+struct rft_msg {
+    enum rft_msg_type type;
+    uint32_t from;
+    uint32_t to;
+    uint64_t term;
+    /* RFT_MSG_VOTE: the candidate's last log entry. */
+    uint64_t last_index;
+    uint64_t last_term;
+    /* RFT_MSG_VOTE_REPLY */
+    bool granted;
+    /* RFT_MSG_APPEND: the entry before entries, and the leader's commit. */
+    uint64_t prev_index;
+    uint64_t prev_term;
+    uint64_t commit;
+    const struct rft_entry *entries;
+    size_t n_entries;
+    /* RFT_MSG_APPEND_REPLY: on success the last index known to match the
+     * leader's log; on failure the follower's last index, a hint for the
+     * leader's next try. */
+    bool success;
+    uint64_t match;
+};
+
+enum rft_event_type {
+    RFT_EV_TICK = 1,  /* one unit of the driver's clock */
+    RFT_EV_RECEIVE,   /* msg arrived */
+    RFT_EV_PERSISTED, /* the log is on disk up to index */
+    RFT_EV_PROPOSE,   /* a client command, data and len */
+};
+
+struct rft_event {
+    enum rft_event_type type;
+    struct rft_msg msg;
+    uint64_t index;
+    const void *data;
+    size_t len;
+};
+
+struct rft_update {
+    bool hard_state; /* term and vote changed: persist them as one record */
+    uint64_t term;
+    uint32_t vote; /* 0 for none */
+
+    uint64_t truncate_from; /* delete entries from here on first; 0: none */
+    uint64_t first_index;   /* index of entries[0] */
+    const struct rft_entry *entries;
+    size_t n_entries;
+
+    const struct rft_msg *msgs;
+    size_t n_msgs;
+
+    uint64_t first_committed; /* index of committed[0] */
+    const struct rft_entry *committed;
+    size_t n_committed;
+
+    /* RFT_EV_PROPOSE: the index the command got, or 0 when this node is not
+     * the leader and the client must go elsewhere. */
+    uint64_t proposed_index;
+};
+
+struct rft_config {
+    uint32_t id;                   /* this node, 1..RFT_MAX_NODES */
+    uint32_t nodes[RFT_MAX_NODES]; /* every voter, this node included */
+    size_t n_nodes;
+    uint64_t seed;                   /* for randomized election timeouts */
+    unsigned election_ticks;         /* timeouts are drawn from [e, 2e) */
+    unsigned heartbeat_ticks;        /* below election_ticks */
+    unsigned max_entries_per_append; /* 0: 64 */
+};
+
+/* The hard state and log a node had on disk when it stopped. */
+struct rft_durable {
+    uint64_t term;
+    uint32_t vote;
+    const struct rft_entry *entries; /* indexes 1..n_entries */
+    size_t n_entries;
+};
+
+struct rft;
+
+/*
+ * Creates a node from its configuration and what it persisted (NULL for a
+ * new node). Copies everything it keeps. Returns 0, FL_EINPUT for an invalid
+ * configuration with the reason in err, or -ENOMEM.
+ */
+int rft_new(struct rft **out, const struct rft_config *config,
+            const struct rft_durable *durable, char *err, size_t errsize);
+
+void rft_free(struct rft *r);
+
+/* Handles one event and fills update with what the driver must do (see the
+ * file comment). Returns 0 or -ENOMEM. */
+int rft_step(struct rft *r, const struct rft_event *event,
+             struct rft_update *update);
+
+enum rft_role rft_role(const struct rft *r);
+uint64_t rft_term(const struct rft *r);
+uint32_t rft_leader(const struct rft *r); /* 0 when unknown */
+uint64_t rft_commit(const struct rft *r);
+uint64_t rft_last_index(const struct rft *r);
+
+/* Returns the entry at index (1..rft_last_index), or NULL. */
+const struct rft_entry *rft_entry_at(const struct rft *r, uint64_t index);
+
+#endif

@@ -1,0 +1,659 @@
+/*
+ * Tests for the Raft core (systems/raft). Single nodes driven with
+ * hand-made messages test one rule of the Raft paper (Ongaro and
+ * Ousterhout, USENIX ATC 2014) each. A small cluster in memory checks
+ * election safety and state machine safety while it elects a leader and
+ * replicates commands.
+ */
+#include "raft.h"
+
+#include "rng.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static struct rft_config config(uint32_t id, size_t n)
+{
+    struct rft_config c = {
+        .id = id,
+        .n_nodes = n,
+        .seed = 42,
+        .election_ticks = 10,
+        .heartbeat_ticks = 3,
+    };
+
+    for (size_t i = 0; i < n; i++)
+        c.nodes[i] = (uint32_t)i + 1;
+    return c;
+}
+
+static struct rft *node_with_log(uint32_t id, size_t n, uint64_t term,
+                                 uint32_t vote, const uint64_t *terms,
+                                 size_t n_entries)
+{
+    struct rft_entry entries[16];
+    struct rft_durable d = {
+        .term = term, .vote = vote, .entries = entries, .n_entries = n_entries};
+    struct rft_config c = config(id, n);
+    struct rft *r = NULL;
+    char err[256];
+
+    ck_assert_uint_le(n_entries, 16);
+    for (size_t i = 0; i < n_entries; i++)
+        entries[i] = (struct rft_entry){.term = terms[i],
+                                        .type = RFT_ENTRY_COMMAND,
+                                        .data = (const unsigned char *)"x",
+                                        .len = 1};
+    ck_assert_int_eq(rft_new(&r, &c, &d, err, sizeof(err)), 0);
+    return r;
+}
+
+static void receive(struct rft *r, const struct rft_msg *m,
+                    struct rft_update *u)
+{
+    struct rft_event ev = {.type = RFT_EV_RECEIVE, .msg = *m};
+
+    ck_assert_int_eq(rft_step(r, &ev, u), 0);
+}
+
+static const struct rft_msg *only_msg(const struct rft_update *u,
+                                      enum rft_msg_type type)
+{
+    ck_assert_uint_eq(u->n_msgs, 1);
+    ck_assert_int_eq(u->msgs[0].type, type);
+    return &u->msgs[0];
+}
+
+/* Ticks r until it starts an election; returns that step's update. */
+static void tick_until_candidate(struct rft *r, struct rft_update *u)
+{
+    struct rft_event tick = {.type = RFT_EV_TICK};
+
+    for (int i = 0; i < 100 && rft_role(r) != RFT_CANDIDATE; i++)
+        ck_assert_int_eq(rft_step(r, &tick, u), 0);
+    ck_assert_int_eq(rft_role(r), RFT_CANDIDATE);
+}
+
+static struct rft_msg vote_request(uint32_t from, uint32_t to, uint64_t term,
+                                   uint64_t last_index, uint64_t last_term)
+{
+    return (struct rft_msg){.type = RFT_MSG_VOTE,
+                            .from = from,
+                            .to = to,
+                            .term = term,
+                            .last_index = last_index,
+                            .last_term = last_term};
+}
+
+/* ---- elections --------------------------------------------------------- */
+
+/* A candidate whose log is behind gets no vote (section 5.4.1). */
+START_TEST(test_vote_refused_stale_log)
+{
+    static const uint64_t terms[] = {1, 1, 2};
+    struct rft_update u;
+    struct {
+        uint64_t last_index, last_term;
+        bool granted;
+    } cases[] = {
+        {1, 1, false}, /* shorter, older last term */
+        {5, 1, false}, /* longer, but older last term */
+        {2, 2, false}, /* same last term, shorter */
+        {3, 2, true},  /* identical */
+        {1, 3, true},  /* shorter, newer last term */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rft *r = node_with_log(1, 3, 2, 0, terms, 3);
+        struct rft_msg m =
+            vote_request(2, 1, 3, cases[i].last_index, cases[i].last_term);
+        receive(r, &m, &u);
+        const struct rft_msg *reply = only_msg(&u, RFT_MSG_VOTE_REPLY);
+        ck_assert_msg(
+            reply->granted == cases[i].granted,
+            "case %zu: candidate log (%" PRIu64 ", %" PRIu64 ") granted=%d", i,
+            cases[i].last_index, cases[i].last_term, reply->granted);
+        /* The higher term is adopted either way, and persisted with the
+         * vote before the reply goes out. */
+        ck_assert(u.hard_state);
+        ck_assert_uint_eq(u.term, 3);
+        ck_assert_uint_eq(u.vote, cases[i].granted ? 2 : 0);
+        rft_free(r);
+    }
+}
+END_TEST
+
+/* One vote per term: a second candidate in the same term is refused, and
+ * the same candidate asking again gets the vote again. */
+START_TEST(test_vote_refused_second_candidate)
+{
+    struct rft *r = node_with_log(1, 3, 4, 0, NULL, 0);
+    struct rft_update u;
+    struct rft_msg m = vote_request(2, 1, 5, 0, 0);
+
+    receive(r, &m, &u);
+    ck_assert(only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    ck_assert(u.hard_state);
+
+    m = vote_request(3, 1, 5, 10, 4);
+    receive(r, &m, &u);
+    ck_assert(!only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    ck_assert(!u.hard_state);
+
+    m = vote_request(2, 1, 5, 0, 0);
+    receive(r, &m, &u);
+    ck_assert(only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    ck_assert(!u.hard_state); /* nothing new to persist */
+    rft_free(r);
+}
+END_TEST
+
+/* A vote kept across a restart still binds the node in that term. */
+START_TEST(test_vote_survives_restart)
+{
+    struct rft *r = node_with_log(1, 3, 5, 2, NULL, 0);
+    struct rft_update u;
+    struct rft_msg m = vote_request(3, 1, 5, 0, 0);
+
+    receive(r, &m, &u);
+    ck_assert(!only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    rft_free(r);
+}
+END_TEST
+
+/* A candidate persists its new term and self-vote with its requests, and a
+ * reply from an older term does not count. */
+START_TEST(test_candidate_counts_current_votes)
+{
+    struct rft *r = node_with_log(1, 5, 7, 0, NULL, 0);
+    struct rft_update u;
+
+    tick_until_candidate(r, &u);
+    ck_assert(u.hard_state);
+    ck_assert_uint_eq(u.term, 8);
+    ck_assert_uint_eq(u.vote, 1);
+    ck_assert_uint_eq(u.n_msgs, 4);
+
+    struct rft_msg stale = {.type = RFT_MSG_VOTE_REPLY,
+                            .from = 2,
+                            .to = 1,
+                            .term = 7,
+                            .granted = true};
+    struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                          .from = 2,
+                          .to = 1,
+                          .term = 8,
+                          .granted = true};
+    receive(r, &stale, &u);
+    stale.from = 3;
+    receive(r, &stale, &u);
+    ck_assert_int_eq(rft_role(r), RFT_CANDIDATE);
+    /* The same voter twice is one vote. */
+    receive(r, &yes, &u);
+    receive(r, &yes, &u);
+    ck_assert_int_eq(rft_role(r), RFT_CANDIDATE);
+    yes.from = 4;
+    receive(r, &yes, &u);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    /* The new leader appends a no-op of its term and sends it. */
+    ck_assert_uint_eq(u.n_entries, 1);
+    ck_assert_int_eq(u.entries[0].type, RFT_ENTRY_NOOP);
+    ck_assert_uint_eq(u.entries[0].term, 8);
+    ck_assert_uint_eq(u.n_msgs, 4);
+    rft_free(r);
+}
+END_TEST
+
+/* Any message with a higher term makes a leader step down and forget its
+ * vote, which belonged to the old term. */
+START_TEST(test_step_down_on_higher_term)
+{
+    struct rft *r = node_with_log(1, 3, 1, 0, NULL, 0);
+    struct rft_update u;
+
+    tick_until_candidate(r, &u);
+    struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                          .from = 2,
+                          .to = 1,
+                          .term = 2,
+                          .granted = true};
+    receive(r, &yes, &u);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+
+    struct rft_msg reply = {
+        .type = RFT_MSG_APPEND_REPLY, .from = 3, .to = 1, .term = 9};
+    receive(r, &reply, &u);
+    ck_assert_int_eq(rft_role(r), RFT_FOLLOWER);
+    ck_assert(u.hard_state);
+    ck_assert_uint_eq(u.term, 9);
+    ck_assert_uint_eq(u.vote, 0);
+    rft_free(r);
+}
+END_TEST
+
+/* ---- replication ------------------------------------------------------- */
+
+static struct rft_msg append_msg(uint64_t term, uint64_t prev_index,
+                                 uint64_t prev_term,
+                                 const struct rft_entry *entries, size_t n,
+                                 uint64_t commit)
+{
+    return (struct rft_msg){.type = RFT_MSG_APPEND,
+                            .from = 2,
+                            .to = 1,
+                            .term = term,
+                            .prev_index = prev_index,
+                            .prev_term = prev_term,
+                            .entries = entries,
+                            .n_entries = n,
+                            .commit = commit};
+}
+
+/* A delayed AppendEntries whose entries the follower already has changes
+ * nothing: no truncation, no append, and the later entries stay. */
+START_TEST(test_append_matching_suffix_changes_nothing)
+{
+    static const uint64_t terms[] = {1, 1, 1};
+    struct rft *r = node_with_log(1, 3, 1, 0, terms, 3);
+    struct rft_entry old[2] = {
+        {.term = 1, .type = RFT_ENTRY_COMMAND},
+        {.term = 1, .type = RFT_ENTRY_COMMAND},
+    };
+    struct rft_update u;
+    struct rft_msg m = append_msg(1, 0, 0, old, 2, 0);
+
+    receive(r, &m, &u);
+    ck_assert_uint_eq(u.truncate_from, 0);
+    ck_assert_uint_eq(u.n_entries, 0);
+    ck_assert_uint_eq(rft_last_index(r), 3);
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_APPEND_REPLY);
+    ck_assert(reply->success);
+    ck_assert_uint_eq(reply->match, 2);
+    rft_free(r);
+}
+END_TEST
+
+/* An entry that conflicts (same index, other term) is deleted with all
+ * that follow it, and the leader's entries take their place. */
+START_TEST(test_append_conflict_truncates)
+{
+    static const uint64_t terms[] = {1, 1, 2, 2};
+    struct rft *r = node_with_log(1, 3, 2, 0, terms, 4);
+    struct rft_entry leaders[2] = {
+        {.term = 1, .type = RFT_ENTRY_COMMAND},
+        {.term = 3, .type = RFT_ENTRY_COMMAND},
+    };
+    struct rft_update u;
+    struct rft_msg m = append_msg(3, 1, 1, leaders, 2, 3);
+
+    receive(r, &m, &u);
+    ck_assert_uint_eq(u.truncate_from, 3);
+    ck_assert_uint_eq(u.first_index, 3);
+    ck_assert_uint_eq(u.n_entries, 1);
+    ck_assert_uint_eq(u.entries[0].term, 3);
+    ck_assert_uint_eq(rft_last_index(r), 3);
+    /* The commit index is bounded by what the message verified. */
+    ck_assert_uint_eq(rft_commit(r), 3);
+    ck_assert_uint_eq(u.n_committed, 3);
+    ck_assert(only_msg(&u, RFT_MSG_APPEND_REPLY)->success);
+    rft_free(r);
+}
+END_TEST
+
+/* Without a matching entry before the new ones the follower rejects and
+ * hints at its last index; the commit index does not move. */
+START_TEST(test_append_gap_rejected)
+{
+    static const uint64_t terms[] = {1};
+    struct rft *r = node_with_log(1, 3, 1, 0, terms, 1);
+    struct rft_entry e = {.term = 2, .type = RFT_ENTRY_COMMAND};
+    struct rft_update u;
+    struct rft_msg m = append_msg(2, 5, 2, &e, 1, 6);
+
+    receive(r, &m, &u);
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_APPEND_REPLY);
+    ck_assert(!reply->success);
+    ck_assert_uint_eq(reply->match, 1);
+    ck_assert_uint_eq(rft_commit(r), 0);
+    ck_assert_uint_eq(u.n_entries, 0);
+    rft_free(r);
+}
+END_TEST
+
+/*
+ * Figure 8 of the Raft paper: a leader of term 4 holds an entry of term 2 that
+ * a majority stores. Counting replicas must not commit it; it commits only
+ * once an entry of term 4 reaches a majority.
+ */
+START_TEST(test_no_commit_of_earlier_term_by_counting)
+{
+    static const uint64_t terms[] = {1, 2};
+    struct rft *r = node_with_log(1, 5, 3, 0, terms, 2);
+    struct rft_update u;
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED};
+
+    tick_until_candidate(r, &u);
+    ck_assert_uint_eq(rft_term(r), 4);
+    for (uint32_t from = 2; from <= 3; from++) {
+        struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                              .from = from,
+                              .to = 1,
+                              .term = 4,
+                              .granted = true};
+        receive(r, &yes, &u);
+    }
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    ck_assert_uint_eq(rft_last_index(r), 3); /* the no-op */
+
+    /* Nodes 2 and 3 store index 2 (term 2): with the leader that is three
+     * of five, but the entry is from term 2. */
+    persisted.index = 2;
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    for (uint32_t from = 2; from <= 3; from++) {
+        struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                             .from = from,
+                             .to = 1,
+                             .term = 4,
+                             .success = true,
+                             .match = 2};
+        receive(r, &ok, &u);
+    }
+    ck_assert_uint_eq(rft_commit(r), 0);
+    ck_assert_uint_eq(u.n_committed, 0);
+
+    /* The no-op of term 4 on a majority commits it and, through it, the
+     * earlier entries. */
+    persisted.index = 3;
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 4,
+                         .success = true,
+                         .match = 3};
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(rft_commit(r), 0);
+    ok.from = 3;
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(rft_commit(r), 3);
+    ck_assert_uint_eq(u.first_committed, 1);
+    ck_assert_uint_eq(u.n_committed, 3);
+    rft_free(r);
+}
+END_TEST
+
+/* The leader counts itself only for what its own disk holds. */
+START_TEST(test_leader_counts_itself_after_persisting)
+{
+    struct rft *r = node_with_log(1, 3, 0, 0, NULL, 0);
+    struct rft_update u;
+
+    tick_until_candidate(r, &u);
+    struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                          .from = 2,
+                          .to = 1,
+                          .term = 1,
+                          .granted = true};
+    receive(r, &yes, &u);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .success = true,
+                         .match = 1};
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(rft_commit(r), 0); /* one of three: only node 2 */
+
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED, .index = 1};
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    ck_assert_uint_eq(rft_commit(r), 1);
+    rft_free(r);
+}
+END_TEST
+
+/* ---- a cluster in memory ----------------------------------------------- */
+
+#define MAX_QUEUE 4096
+
+/* A message with copies of its entries, as a network would carry it. */
+struct packet {
+    struct rft_msg m;
+    struct rft_entry *entries;
+};
+
+struct cluster {
+    struct rft *nodes[RFT_MAX_NODES + 1];
+    size_t n;
+    struct packet queue[MAX_QUEUE];
+    size_t head, tail;
+    struct fl_rng rng;
+    /* Checks: one leader per term, one applied command per index. */
+    uint32_t leader_of_term[1024];
+    uint64_t applied_term[1024];
+    unsigned char applied_byte[1024];
+    uint64_t applied[RFT_MAX_NODES + 1];
+};
+
+static void enqueue(struct cluster *c, const struct rft_msg *m)
+{
+    struct packet *p = &c->queue[c->tail % MAX_QUEUE];
+
+    ck_assert_uint_lt(c->tail - c->head, MAX_QUEUE);
+    p->m = *m;
+    p->entries = NULL;
+    if (m->n_entries > 0) {
+        p->entries = calloc(m->n_entries, sizeof(*p->entries));
+        ck_assert_ptr_nonnull(p->entries);
+        for (size_t i = 0; i < m->n_entries; i++) {
+            p->entries[i] = m->entries[i];
+            if (m->entries[i].len > 0) {
+                unsigned char *d = malloc(m->entries[i].len);
+                ck_assert_ptr_nonnull(d);
+                memcpy(d, m->entries[i].data, m->entries[i].len);
+                p->entries[i].data = d;
+            }
+        }
+        p->m.entries = p->entries;
+    }
+    c->tail++;
+}
+
+static void free_packet(struct packet *p)
+{
+    for (size_t i = 0; i < p->m.n_entries; i++)
+        free((void *)p->entries[i].data);
+    free(p->entries);
+}
+
+static void step(struct cluster *c, uint32_t id, const struct rft_event *ev);
+
+/* Carries out an update as a driver would: the log is kept by the core, so
+ * persisting is instant; messages go to the queue; committed entries are
+ * checked against every other node's. */
+static void carry_out(struct cluster *c, uint32_t id,
+                      const struct rft_update *u)
+{
+    struct rft *r = c->nodes[id];
+
+    if (rft_role(r) == RFT_LEADER) {
+        uint64_t t = rft_term(r);
+        ck_assert_uint_lt(t, 1024);
+        ck_assert_msg(c->leader_of_term[t] == 0 || c->leader_of_term[t] == id,
+                      "two leaders in term %" PRIu64 ": %u and %u", t,
+                      c->leader_of_term[t], id);
+        c->leader_of_term[t] = id;
+    }
+    for (size_t i = 0; i < u->n_msgs; i++)
+        enqueue(c, &u->msgs[i]);
+    for (size_t i = 0; i < u->n_committed; i++) {
+        uint64_t index = u->first_committed + i;
+        const struct rft_entry *e = &u->committed[i];
+        unsigned char byte = e->len > 0 ? e->data[0] : 0;
+        ck_assert_uint_lt(index, 1024);
+        ck_assert_uint_eq(index, c->applied[id] + 1);
+        c->applied[id] = index;
+        if (c->applied_term[index] == 0) {
+            c->applied_term[index] = e->term;
+            c->applied_byte[index] = byte;
+        }
+        ck_assert_msg(
+            c->applied_term[index] == e->term && c->applied_byte[index] == byte,
+            "node %u applied another entry at index %" PRIu64, id, index);
+    }
+    if (u->n_entries > 0) {
+        struct rft_event done = {.type = RFT_EV_PERSISTED,
+                                 .index = u->first_index + u->n_entries - 1};
+        step(c, id, &done);
+    }
+}
+
+static void step(struct cluster *c, uint32_t id, const struct rft_event *ev)
+{
+    struct rft_update u;
+
+    ck_assert_int_eq(rft_step(c->nodes[id], ev, &u), 0);
+    carry_out(c, id, &u);
+}
+
+/* Delivers queued messages in order, dropping each with probability drop. */
+static void deliver_all(struct cluster *c, double drop)
+{
+    while (c->head < c->tail) {
+        struct packet p = c->queue[c->head % MAX_QUEUE];
+        c->head++;
+        if (!fl_rng_chance(&c->rng, drop)) {
+            struct rft_event ev = {.type = RFT_EV_RECEIVE, .msg = p.m};
+            step(c, p.m.to, &ev);
+        }
+        free_packet(&p);
+    }
+}
+
+static uint32_t find_leader(const struct cluster *c)
+{
+    for (uint32_t id = 1; id <= c->n; id++) {
+        if (rft_role(c->nodes[id]) == RFT_LEADER)
+            return id;
+    }
+    return 0;
+}
+
+/* Five nodes elect one leader per term under message loss and replicate
+ * commands that every node applies in the same order. */
+START_TEST(test_cluster_elects_and_replicates)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    uint64_t seed = 1000 + (uint64_t)_i;
+    char err[256];
+    int proposed = 0;
+
+    ck_assert_ptr_nonnull(c);
+    c->n = 5;
+    fl_rng_seed(&c->rng, seed);
+    for (uint32_t id = 1; id <= c->n; id++) {
+        struct rft_config cfg = config(id, c->n);
+        cfg.seed = seed;
+        ck_assert_int_eq(rft_new(&c->nodes[id], &cfg, NULL, err, sizeof(err)),
+                         0);
+    }
+    for (int round = 0; round < 600; round++) {
+        for (uint32_t id = 1; id <= c->n; id++) {
+            struct rft_event tick = {.type = RFT_EV_TICK};
+            step(c, id, &tick);
+        }
+        uint32_t leader = find_leader(c);
+        if (leader != 0 && round % 5 == 0 && proposed < 40) {
+            unsigned char byte = (unsigned char)('a' + proposed % 26);
+            struct rft_event ev = {
+                .type = RFT_EV_PROPOSE, .data = &byte, .len = 1};
+            step(c, leader, &ev);
+            proposed++;
+        }
+        deliver_all(c, round < 400 ? 0.1 : 0.0);
+    }
+    /* A few quiet rounds let heartbeats carry the last commit index. */
+    for (int round = 0; round < 20; round++) {
+        for (uint32_t id = 1; id <= c->n; id++) {
+            struct rft_event tick = {.type = RFT_EV_TICK};
+            step(c, id, &tick);
+        }
+        deliver_all(c, 0.0);
+    }
+    uint32_t leader = find_leader(c);
+    ck_assert_msg(leader != 0, "seed %" PRIu64 ": no leader at the end", seed);
+    uint64_t commit = rft_commit(c->nodes[leader]);
+    for (uint32_t id = 1; id <= c->n; id++)
+        ck_assert_msg(c->applied[id] == commit,
+                      "seed %" PRIu64 ": node %u applied %" PRIu64
+                      ", leader committed %" PRIu64,
+                      seed, id, c->applied[id], commit);
+    for (uint32_t id = 1; id <= c->n; id++)
+        rft_free(c->nodes[id]);
+    ck_assert_uint_ge(c->applied[1], 20);
+    free(c);
+}
+END_TEST
+
+/* ---- configuration ----------------------------------------------------- */
+
+START_TEST(test_config_rejected)
+{
+    struct rft *r = NULL;
+    char err[256];
+    struct rft_config c = config(4, 3);
+
+    ck_assert_int_ne(rft_new(&r, &c, NULL, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "not among the nodes"));
+    c = config(1, 3);
+    c.nodes[2] = 2;
+    ck_assert_int_ne(rft_new(&r, &c, NULL, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "appears twice"));
+    c = config(1, 3);
+    c.heartbeat_ticks = c.election_ticks;
+    ck_assert_int_ne(rft_new(&r, &c, NULL, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "heartbeat"));
+    ck_assert_ptr_null(r);
+}
+END_TEST
+
+static Suite *raft_suite(void)
+{
+    Suite *s = suite_create("raft");
+    TCase *t = tcase_create("rules");
+
+    tcase_add_test(t, test_vote_refused_stale_log);
+    tcase_add_test(t, test_vote_refused_second_candidate);
+    tcase_add_test(t, test_vote_survives_restart);
+    tcase_add_test(t, test_candidate_counts_current_votes);
+    tcase_add_test(t, test_step_down_on_higher_term);
+    tcase_add_test(t, test_append_matching_suffix_changes_nothing);
+    tcase_add_test(t, test_append_conflict_truncates);
+    tcase_add_test(t, test_append_gap_rejected);
+    tcase_add_test(t, test_no_commit_of_earlier_term_by_counting);
+    tcase_add_test(t, test_leader_counts_itself_after_persisting);
+    tcase_add_test(t, test_config_rejected);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("cluster");
+    tcase_set_timeout(t, 60);
+    tcase_add_loop_test(t, test_cluster_elects_and_replicates, 0, 20);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(raft_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
