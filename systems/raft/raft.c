@@ -30,9 +30,11 @@ struct rft {
     uint64_t applied;   /* handed to the driver to apply */
     uint64_t persisted; /* on disk, from RFT_EV_PERSISTED */
 
-    unsigned elapsed; /* ticks since the timer was reset */
-    unsigned timeout; /* this round's randomized election timeout */
-    uint32_t votes;   /* bit per node id that granted its vote */
+    unsigned elapsed;        /* ticks since the timer was reset */
+    unsigned timeout;        /* this round's randomized election timeout */
+    uint32_t votes;          /* bit per node id that granted its (pre-)vote */
+    uint32_t active;         /* leader: bit per node heard from this period */
+    unsigned quorum_elapsed; /* leader: ticks of the CheckQuorum period */
     uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
     uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
 
@@ -239,6 +241,8 @@ static void become_leader(struct rft *r)
     r->role = RFT_LEADER;
     r->leader = r->cfg.id;
     r->elapsed = 0;
+    r->active = 0;
+    r->quorum_elapsed = 0;
     for (size_t i = 0; i < r->cfg.n_nodes; i++) {
         uint32_t id = r->cfg.nodes[i];
         r->next[id] = last_index(r) + 1;
@@ -271,6 +275,29 @@ static void start_election(struct rft *r)
         struct rft_msg *m;
         if (id == r->cfg.id || (m = new_msg(r, RFT_MSG_VOTE, id)) == NULL)
             continue;
+        m->last_index = last_index(r);
+        m->last_term = last_term(r);
+    }
+}
+
+/* Asks for pre-votes for the next term without changing term or vote
+ * (thesis section 9.6); a real election follows only with a majority. */
+static void start_pre_vote(struct rft *r)
+{
+    r->role = RFT_PRE_CANDIDATE;
+    r->leader = 0;
+    r->votes = 1u << r->cfg.id;
+    reset_timer(r);
+    if (quorum(r, 1)) {
+        start_election(r);
+        return;
+    }
+    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
+        uint32_t id = r->cfg.nodes[i];
+        struct rft_msg *m;
+        if (id == r->cfg.id || (m = new_msg(r, RFT_MSG_PRE_VOTE, id)) == NULL)
+            continue;
+        m->term = r->term + 1;
         m->last_index = last_index(r);
         m->last_term = last_term(r);
     }
@@ -312,6 +339,28 @@ static void on_vote_reply(struct rft *r, const struct rft_msg *m)
     r->votes |= 1u << m->from;
     if (quorum(r, count_votes(r->votes)))
         become_leader(r);
+}
+
+static void on_pre_vote(struct rft *r, const struct rft_msg *m)
+{
+    struct rft_msg *reply = new_msg(r, RFT_MSG_PRE_VOTE_REPLY, m->from);
+    bool grant = m->term > r->term && up_to_date(r, m);
+
+    /* Granting changes nothing here: no term, no vote, no timer. */
+    if (reply == NULL)
+        return;
+    reply->granted = grant;
+    if (grant)
+        reply->term = m->term;
+}
+
+static void on_pre_vote_reply(struct rft *r, const struct rft_msg *m)
+{
+    if (r->role != RFT_PRE_CANDIDATE || m->term != r->term + 1 || !m->granted)
+        return;
+    r->votes |= 1u << m->from;
+    if (quorum(r, count_votes(r->votes)))
+        start_election(r);
 }
 
 static void on_append(struct rft *r, const struct rft_msg *m)
@@ -387,14 +436,34 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
     send_append(r, from);
 }
 
+/* Checks whether this node heard from a live leader within the minimum
+ * election timeout, or is that leader. */
+static bool in_lease(const struct rft *r)
+{
+    return r->role == RFT_LEADER ||
+           (r->leader != 0 && r->elapsed < r->cfg.election_ticks);
+}
+
 static void on_receive(struct rft *r, const struct rft_msg *m)
 {
+    bool asks = m->type == RFT_MSG_VOTE || m->type == RFT_MSG_PRE_VOTE;
+
     if (m->to != r->cfg.id || !is_member(r, m->from) || m->from == r->cfg.id)
         return;
-    if (m->term > r->term) {
+    /* Leader stickiness (thesis section 4.2.3): while a leader is known
+     * to be alive, a request to replace it is ignored, term and all. */
+    if (asks && m->term > r->term && in_lease(r))
+        return;
+    /* A pre-vote and a granted pre-vote reply carry a term nobody has
+     * entered yet; they must not move this node's term. */
+    bool prospective = m->type == RFT_MSG_PRE_VOTE ||
+                       (m->type == RFT_MSG_PRE_VOTE_REPLY && m->granted);
+    if (m->term > r->term && !prospective) {
         adopt_term(r, m->term);
         become_follower(r, m->type == RFT_MSG_APPEND ? m->from : 0);
     }
+    if (r->role == RFT_LEADER && m->term == r->term)
+        r->active |= 1u << m->from;
     switch (m->type) {
     case RFT_MSG_VOTE:
         on_vote(r, m);
@@ -408,15 +477,39 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
     case RFT_MSG_APPEND_REPLY:
         on_append_reply(r, m);
         break;
+    case RFT_MSG_PRE_VOTE:
+        on_pre_vote(r, m);
+        break;
+    case RFT_MSG_PRE_VOTE_REPLY:
+        on_pre_vote_reply(r, m);
+        break;
     }
 }
 
 /* ---- the step function ------------------------------------------------- */
 
+/* CheckQuorum (thesis section 6.2): once per election timeout a leader
+ * checks that a majority answered it, and steps down otherwise, so clients
+ * stop waiting on a leader that cannot commit. */
+static void check_quorum(struct rft *r)
+{
+    uint32_t heard = r->active | 1u << r->cfg.id;
+
+    r->quorum_elapsed = 0;
+    r->active = 0;
+    if (!quorum(r, count_votes(heard)))
+        become_follower(r, 0);
+}
+
 static void on_tick(struct rft *r)
 {
     r->elapsed++;
     if (r->role == RFT_LEADER) {
+        if (++r->quorum_elapsed >= r->cfg.election_ticks) {
+            check_quorum(r);
+            if (r->role != RFT_LEADER)
+                return;
+        }
         if (r->elapsed >= r->cfg.heartbeat_ticks) {
             r->elapsed = 0;
             broadcast_append(r);
@@ -424,7 +517,7 @@ static void on_tick(struct rft *r)
         return;
     }
     if (r->elapsed >= r->timeout)
-        start_election(r);
+        start_pre_vote(r);
 }
 
 static void on_propose(struct rft *r, const struct rft_event *ev,

@@ -18,13 +18,18 @@
  * Pointers in an update (entries, messages, committed entries) stay valid
  * until the next rft_step or rft_free.
  *
- * This first part of the core covers elections with the election
- * restriction (paper section 5.4.1), log replication with conflict
- * truncation (5.3), and the commit rule that counts replicas only for
- * entries of the current term (5.4.2), with a no-op entry at the start of
- * each term (section 8).
- * TODO: PreVote, CheckQuorum, ReadIndex reads, snapshots and
- * InstallSnapshot, client sessions and the tracer are not written yet.
+ * This part of the core covers elections with the election restriction
+ * (paper section 5.4.1), log replication with conflict truncation (5.3),
+ * and the commit rule that counts replicas only for entries of the current
+ * term (5.4.2), with a no-op entry at the start of each term (section 8).
+ * From Ongaro's thesis ("Consensus: Bridging Theory and Practice", 2014)
+ * it adds PreVote (section 9.6), so a node cut off from the cluster does
+ * not raise its term, leader stickiness (4.2.3): a node that heard from a
+ * leader within the election timeout ignores vote requests, and
+ * CheckQuorum (6.2): a leader that has not heard from a majority for an
+ * election timeout steps down.
+ * TODO: ReadIndex reads, snapshots and InstallSnapshot, client sessions
+ * and the tracer are not written yet.
  */
 #ifndef RFT_RAFT_H
 #define RFT_RAFT_H
@@ -37,6 +42,7 @@
 
 enum rft_role {
     RFT_FOLLOWER,
+    RFT_PRE_CANDIDATE, /* asking for pre-votes; term and vote unchanged */
     RFT_CANDIDATE,
     RFT_LEADER,
 };
@@ -58,6 +64,8 @@ enum rft_msg_type {
     RFT_MSG_VOTE_REPLY,   /* its answer */
     RFT_MSG_APPEND,       /* AppendEntries, also the heartbeat */
     RFT_MSG_APPEND_REPLY, /* its answer */
+    RFT_MSG_PRE_VOTE,     /* "would you vote for me in term T?" */
+    RFT_MSG_PRE_VOTE_REPLY,
 };
 
 struct rft_msg {
@@ -65,10 +73,12 @@ struct rft_msg {
     uint32_t from;
     uint32_t to;
     uint64_t term;
-    /* RFT_MSG_VOTE: the candidate's last log entry. */
+    /* RFT_MSG_VOTE, RFT_MSG_PRE_VOTE: the candidate's last log entry. A
+     * pre-vote's term is the term the candidate would run in, and a
+     * granted pre-vote reply carries that same term. */
     uint64_t last_index;
     uint64_t last_term;
-    /* RFT_MSG_VOTE_REPLY */
+    /* RFT_MSG_VOTE_REPLY, RFT_MSG_PRE_VOTE_REPLY */
     bool granted;
     /* RFT_MSG_APPEND: the entry before entries, and the leader's commit. */
     uint64_t prev_index;

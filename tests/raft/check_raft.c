@@ -69,14 +69,33 @@ static const struct rft_msg *only_msg(const struct rft_update *u,
     return &u->msgs[0];
 }
 
-/* Ticks r until it starts an election; returns that step's update. */
-static void tick_until_candidate(struct rft *r, struct rft_update *u)
+/* Ticks r until it asks for pre-votes. */
+static void tick_until_pre_candidate(struct rft *r, struct rft_update *u)
 {
     struct rft_event tick = {.type = RFT_EV_TICK};
 
-    for (int i = 0; i < 100 && rft_role(r) != RFT_CANDIDATE; i++)
+    for (int i = 0; i < 100 && rft_role(r) != RFT_PRE_CANDIDATE; i++)
         ck_assert_int_eq(rft_step(r, &tick, u), 0);
-    ck_assert_int_eq(rft_role(r), RFT_CANDIDATE);
+    ck_assert_int_eq(rft_role(r), RFT_PRE_CANDIDATE);
+}
+
+/* Ticks r until it asks for pre-votes, then grants them from nodes 2, 3,
+ * ... until it starts a real election; u is that step's update. */
+static void tick_until_candidate(struct rft *r, struct rft_update *u)
+{
+    tick_until_pre_candidate(r, u);
+    for (uint32_t from = 2; from <= RFT_MAX_NODES; from++) {
+        struct rft_event ev = {.type = RFT_EV_RECEIVE};
+        ev.msg = (struct rft_msg){.type = RFT_MSG_PRE_VOTE_REPLY,
+                                  .from = from,
+                                  .to = 1,
+                                  .term = rft_term(r) + 1,
+                                  .granted = true};
+        ck_assert_int_eq(rft_step(r, &ev, u), 0);
+        if (rft_role(r) == RFT_CANDIDATE)
+            return;
+    }
+    ck_abort_msg("no election after pre-votes from every node");
 }
 
 static struct rft_msg vote_request(uint32_t from, uint32_t to, uint64_t term,
@@ -232,6 +251,143 @@ START_TEST(test_step_down_on_higher_term)
     ck_assert(u.hard_state);
     ck_assert_uint_eq(u.term, 9);
     ck_assert_uint_eq(u.vote, 0);
+    rft_free(r);
+}
+END_TEST
+
+/* ---- PreVote, stickiness and CheckQuorum ------------------------------- */
+
+/* Granting a pre-vote changes neither term nor vote, so the node can still
+ * vote for anyone in that term. */
+START_TEST(test_pre_vote_changes_nothing)
+{
+    static const uint64_t terms[] = {1, 2};
+    struct rft *r = node_with_log(1, 3, 2, 0, terms, 2);
+    struct rft_update u;
+    struct rft_msg m = vote_request(2, 1, 3, 2, 2);
+
+    m.type = RFT_MSG_PRE_VOTE;
+    receive(r, &m, &u);
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_PRE_VOTE_REPLY);
+    ck_assert(reply->granted);
+    ck_assert_uint_eq(reply->term, 3);
+    ck_assert(!u.hard_state);
+    ck_assert_uint_eq(rft_term(r), 2);
+
+    /* A stale log gets no pre-vote either, and the reply names the term. */
+    m = vote_request(3, 1, 3, 1, 1);
+    m.type = RFT_MSG_PRE_VOTE;
+    receive(r, &m, &u);
+    reply = only_msg(&u, RFT_MSG_PRE_VOTE_REPLY);
+    ck_assert(!reply->granted);
+    ck_assert_uint_eq(reply->term, 2);
+    ck_assert(!u.hard_state);
+
+    /* The real vote of term 3 is still free. */
+    m = vote_request(3, 1, 3, 2, 2);
+    receive(r, &m, &u);
+    ck_assert(only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    ck_assert_uint_eq(u.vote, 3);
+    rft_free(r);
+}
+END_TEST
+
+/* A node cut off from the others keeps asking for pre-votes and never
+ * raises its term, so it cannot disrupt the cluster when it returns. */
+START_TEST(test_isolated_node_keeps_term)
+{
+    struct rft *r = node_with_log(1, 3, 5, 0, NULL, 0);
+    struct rft_event tick = {.type = RFT_EV_TICK};
+    struct rft_update u;
+    size_t pre_votes = 0;
+
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(rft_step(r, &tick, &u), 0);
+        ck_assert(!u.hard_state);
+        for (size_t k = 0; k < u.n_msgs; k++) {
+            ck_assert_int_eq(u.msgs[k].type, RFT_MSG_PRE_VOTE);
+            ck_assert_uint_eq(u.msgs[k].term, 6);
+            pre_votes++;
+        }
+    }
+    ck_assert_uint_eq(rft_term(r), 5);
+    ck_assert_uint_ge(pre_votes, 10);
+    rft_free(r);
+}
+END_TEST
+
+/* A follower that just heard from its leader ignores a vote request of a
+ * higher term: no reply, no new term. */
+START_TEST(test_follower_with_leader_ignores_votes)
+{
+    struct rft *r = node_with_log(1, 3, 2, 0, NULL, 0);
+    struct rft_update u;
+    struct rft_msg heartbeat = {
+        .type = RFT_MSG_APPEND, .from = 2, .to = 1, .term = 2};
+
+    receive(r, &heartbeat, &u);
+    ck_assert_uint_eq(rft_leader(r), 2);
+    struct rft_msg m = vote_request(3, 1, 3, 10, 2);
+    receive(r, &m, &u);
+    ck_assert_uint_eq(u.n_msgs, 0);
+    ck_assert_uint_eq(rft_term(r), 2);
+    m.type = RFT_MSG_PRE_VOTE;
+    receive(r, &m, &u);
+    ck_assert_uint_eq(u.n_msgs, 0);
+
+    /* After an election timeout without the leader, it answers again. */
+    struct rft_event tick = {.type = RFT_EV_TICK};
+    for (unsigned i = 0; i < 10; i++)
+        ck_assert_int_eq(rft_step(r, &tick, &u), 0);
+    m.type = RFT_MSG_VOTE;
+    receive(r, &m, &u);
+    ck_assert(only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+    ck_assert_uint_eq(rft_term(r), 3);
+    rft_free(r);
+}
+END_TEST
+
+/* Makes node 1 of three the leader of term 1. */
+static struct rft *leader_of_three(struct rft_update *u)
+{
+    struct rft *r = node_with_log(1, 3, 0, 0, NULL, 0);
+
+    tick_until_candidate(r, u);
+    struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                          .from = 2,
+                          .to = 1,
+                          .term = 1,
+                          .granted = true};
+    receive(r, &yes, u);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    return r;
+}
+
+/* A leader that hears from no majority for an election timeout steps down;
+ * one that hears from one follower of two stays. */
+START_TEST(test_check_quorum_steps_down)
+{
+    struct rft_update u;
+    struct rft_event tick = {.type = RFT_EV_TICK};
+    struct rft *r = leader_of_three(&u);
+
+    for (unsigned i = 0; i < 30 && rft_role(r) == RFT_LEADER; i++) {
+        struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                             .from = 2,
+                             .to = 1,
+                             .term = 1,
+                             .success = true,
+                             .match = 1};
+        ck_assert_int_eq(rft_step(r, &tick, &u), 0);
+        receive(r, &ok, &u);
+    }
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+
+    for (unsigned i = 0; i < 30 && rft_role(r) == RFT_LEADER; i++)
+        ck_assert_int_eq(rft_step(r, &tick, &u), 0);
+    ck_assert_int_eq(rft_role(r), RFT_FOLLOWER);
+    ck_assert_uint_eq(rft_leader(r), 0);
+    ck_assert_uint_eq(rft_term(r), 1); /* stepping down keeps the term */
     rft_free(r);
 }
 END_TEST
@@ -632,6 +788,10 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_vote_survives_restart);
     tcase_add_test(t, test_candidate_counts_current_votes);
     tcase_add_test(t, test_step_down_on_higher_term);
+    tcase_add_test(t, test_pre_vote_changes_nothing);
+    tcase_add_test(t, test_isolated_node_keeps_term);
+    tcase_add_test(t, test_follower_with_leader_ignores_votes);
+    tcase_add_test(t, test_check_quorum_steps_down);
     tcase_add_test(t, test_append_matching_suffix_changes_nothing);
     tcase_add_test(t, test_append_conflict_truncates);
     tcase_add_test(t, test_append_gap_rejected);
