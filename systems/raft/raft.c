@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct pending_read {
+    uint64_t read_id;
+    uint64_t index; /* the commit index when confirmed; 0 until known */
+    uint64_t round; /* answered by a majority, it confirms leadership */
+};
+
 struct rft {
     struct rft_config cfg;
     struct fl_rng rng;
@@ -37,6 +43,18 @@ struct rft {
     unsigned quorum_elapsed; /* leader: ticks of the CheckQuorum period */
     uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
     uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
+
+    /* ReadIndex: the leader's heartbeat round, the newest round each node
+     * answered, and the reads waiting. A read with index 0 waits for the
+     * leader's first commit of its term. */
+    uint64_t round;
+    uint64_t acked_round[RFT_MAX_NODES + 1];
+    struct pending_read *pending;
+    size_t n_pending;
+    size_t pending_cap;
+    struct rft_read *ready;
+    size_t n_ready;
+    size_t ready_cap;
 
     /* The output of the current step, for the update. */
     bool hard_state;
@@ -144,6 +162,12 @@ static bool is_member(const struct rft *r, uint32_t id)
     return false;
 }
 
+/* Checks whether count nodes are a majority of the configuration. */
+static bool quorum(const struct rft *r, size_t count)
+{
+    return count * 2 > r->cfg.n_nodes;
+}
+
 /* Sends to peer the entries from its next index, or a heartbeat. Entries
  * point into the log, which stays put until the next step. */
 static void send_append(struct rft *r, uint32_t to)
@@ -157,6 +181,7 @@ static void send_append(struct rft *r, uint32_t to)
     m->prev_index = next - 1;
     m->prev_term = term_at(r, next - 1);
     m->commit = r->commit;
+    m->round = r->round;
     if (next <= last) {
         uint64_t n = last - next + 1;
         if (n > r->cfg.max_entries_per_append)
@@ -172,6 +197,93 @@ static void broadcast_append(struct rft *r)
         if (r->cfg.nodes[i] != r->cfg.id)
             send_append(r, r->cfg.nodes[i]);
     }
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void read_done(struct rft *r, uint64_t read_id, uint64_t index)
+{
+    if (r->n_ready == r->ready_cap) {
+        size_t cap = r->ready_cap ? r->ready_cap * 2 : 16;
+        struct rft_read *ready = realloc(r->ready, cap * sizeof(*ready));
+        if (ready == NULL) {
+            r->failed = true;
+            return;
+        }
+        r->ready = ready;
+        r->ready_cap = cap;
+    }
+    r->ready[r->n_ready++] = (struct rft_read){read_id, index};
+}
+
+/* Turns every waiting read away: this node is no longer the leader. */
+static void fail_reads(struct rft *r)
+{
+    for (size_t i = 0; i < r->n_pending; i++)
+        read_done(r, r->pending[i].read_id, 0);
+    r->n_pending = 0;
+}
+
+/* Gives reads that wait for the leader's first commit of its term the
+ * commit index, and starts a heartbeat round to confirm leadership. */
+static void assign_reads(struct rft *r)
+{
+    bool assigned = false;
+
+    if (r->role != RFT_LEADER || term_at(r, r->commit) != r->term)
+        return; /* until then the commit index may be behind (thesis 6.4) */
+    for (size_t i = 0; i < r->n_pending; i++) {
+        if (r->pending[i].index == 0) {
+            if (!assigned)
+                r->round++;
+            assigned = true;
+            r->pending[i].index = r->commit;
+            r->pending[i].round = r->round;
+        }
+    }
+    if (assigned)
+        broadcast_append(r);
+}
+
+/* Serves the reads whose round a majority answered and whose index is
+ * applied. */
+static void settle_reads(struct rft *r)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < r->n_pending; i++) {
+        struct pending_read *p = &r->pending[i];
+        size_t count = 0;
+        for (size_t k = 0; p->index != 0 && k < r->cfg.n_nodes; k++) {
+            uint32_t id = r->cfg.nodes[k];
+            count += id == r->cfg.id || r->acked_round[id] >= p->round;
+        }
+        if (p->index != 0 && quorum(r, count) && p->index <= r->applied)
+            read_done(r, p->read_id, p->index);
+        else
+            r->pending[kept++] = *p;
+    }
+    r->n_pending = kept;
+}
+
+static void on_read(struct rft *r, const struct rft_event *ev)
+{
+    if (r->role != RFT_LEADER) {
+        read_done(r, ev->read_id, 0);
+        return;
+    }
+    if (r->n_pending == r->pending_cap) {
+        size_t cap = r->pending_cap ? r->pending_cap * 2 : 16;
+        struct pending_read *p = realloc(r->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            r->failed = true;
+            return;
+        }
+        r->pending = p;
+        r->pending_cap = cap;
+    }
+    r->pending[r->n_pending++] = (struct pending_read){ev->read_id, 0, 0};
+    assign_reads(r);
 }
 
 /* ---- roles ------------------------------------------------------------- */
@@ -196,6 +308,8 @@ static void adopt_term(struct rft *r, uint64_t term)
 
 static void become_follower(struct rft *r, uint32_t leader)
 {
+    if (r->role == RFT_LEADER)
+        fail_reads(r);
     r->role = RFT_FOLLOWER;
     r->leader = leader;
     reset_timer(r);
@@ -208,11 +322,6 @@ static size_t count_votes(uint32_t votes)
     for (; votes != 0; votes &= votes - 1)
         n++;
     return n;
-}
-
-static bool quorum(const struct rft *r, size_t count)
-{
-    return count * 2 > r->cfg.n_nodes;
 }
 
 /* Advances the commit index to the highest index a majority stores,
@@ -243,10 +352,12 @@ static void become_leader(struct rft *r)
     r->elapsed = 0;
     r->active = 0;
     r->quorum_elapsed = 0;
+    r->round = 0;
     for (size_t i = 0; i < r->cfg.n_nodes; i++) {
         uint32_t id = r->cfg.nodes[i];
         r->next[id] = last_index(r) + 1;
         r->match[id] = 0;
+        r->acked_round[id] = 0;
     }
     /* A no-op of the new term lets earlier entries commit (section 8). */
     if (!append_entry(r, &noop)) {
@@ -379,6 +490,7 @@ static void on_append(struct rft *r, const struct rft_msg *m)
     reply = new_msg(r, RFT_MSG_APPEND_REPLY, m->from);
     if (reply == NULL)
         return;
+    reply->round = m->round;
     if (m->prev_index > last_index(r) ||
         term_at(r, m->prev_index) != m->prev_term) {
         /* No matching entry before the new ones: ask for earlier ones. */
@@ -418,6 +530,9 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
 
     if (r->role != RFT_LEADER || m->term != r->term || !is_member(r, from))
         return;
+    /* Any reply of this term confirms the follower still follows. */
+    if (m->round > r->acked_round[from])
+        r->acked_round[from] = m->round;
     if (m->success) {
         if (m->match > r->match[from])
             r->match[from] = m->match;
@@ -547,6 +662,7 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
     r->truncate_from = 0;
     r->append_from = 0;
     r->n_msgs = 0;
+    r->n_ready = 0;
     r->failed = false;
 
     switch (ev->type) {
@@ -564,6 +680,9 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
         break;
     case RFT_EV_PROPOSE:
         on_propose(r, ev, u);
+        break;
+    case RFT_EV_READ:
+        on_read(r, ev);
         break;
     }
 
@@ -584,6 +703,13 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
         u->n_committed = (size_t)(r->commit - r->applied);
         r->applied = r->commit;
     }
+    /* After the committed entries, which the driver applies first. */
+    assign_reads(r);
+    settle_reads(r);
+    u->msgs = r->msgs; /* assign_reads may have grown the array */
+    u->n_msgs = r->n_msgs;
+    u->reads = r->ready;
+    u->n_reads = r->n_ready;
     return r->failed ? -ENOMEM : 0;
 }
 
@@ -662,6 +788,8 @@ void rft_free(struct rft *r)
         free((void *)r->log[i].data);
     free(r->log);
     free(r->msgs);
+    free(r->pending);
+    free(r->ready);
     free(r);
 }
 

@@ -28,8 +28,12 @@
  * leader within the election timeout ignores vote requests, and
  * CheckQuorum (6.2): a leader that has not heard from a majority for an
  * election timeout steps down.
- * TODO: ReadIndex reads, snapshots and InstallSnapshot, client sessions
- * and the tracer are not written yet.
+ * Reads are linearizable through ReadIndex (thesis section 6.4): the
+ * leader serves a read only after it committed an entry of its own term,
+ * at its commit index, once a majority answered a heartbeat round sent
+ * after the read arrived; there are no lease reads.
+ * TODO: snapshots and InstallSnapshot, client sessions and the tracer are
+ * not written yet.
  */
 #ifndef RFT_RAFT_H
 #define RFT_RAFT_H
@@ -91,6 +95,9 @@ struct rft_msg {
      * leader's next try. */
     bool success;
     uint64_t match;
+    /* RFT_MSG_APPEND: the leader's heartbeat round, echoed in the reply, so
+     * the leader knows which of its rounds a majority answered. */
+    uint64_t round;
 };
 
 enum rft_event_type {
@@ -98,6 +105,7 @@ enum rft_event_type {
     RFT_EV_RECEIVE,   /* msg arrived */
     RFT_EV_PERSISTED, /* the log is on disk up to index */
     RFT_EV_PROPOSE,   /* a client command, data and len */
+    RFT_EV_READ,      /* a linearizable read, named by read_id */
 };
 
 struct rft_event {
@@ -106,6 +114,15 @@ struct rft_event {
     uint64_t index;
     const void *data;
     size_t len;
+    uint64_t read_id; /* RFT_EV_READ: the driver's name for the read */
+};
+
+/* A read that may be served now, from a state machine that has applied at
+ * least index, or, with index 0, one this node cannot serve because it is
+ * not the leader (or stopped being it): the client must go elsewhere. */
+struct rft_read {
+    uint64_t read_id;
+    uint64_t index;
 };
 
 struct rft_update {
@@ -128,6 +145,11 @@ struct rft_update {
     /* RFT_EV_PROPOSE: the index the command got, or 0 when this node is not
      * the leader and the client must go elsewhere. */
     uint64_t proposed_index;
+
+    /* Reads settled by this step, after the committed entries above are
+     * applied. */
+    const struct rft_read *reads;
+    size_t n_reads;
 };
 
 struct rft_config {

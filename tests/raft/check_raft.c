@@ -392,6 +392,83 @@ START_TEST(test_check_quorum_steps_down)
 }
 END_TEST
 
+/* ---- ReadIndex --------------------------------------------------------- */
+
+static void read_event(struct rft *r, uint64_t read_id, struct rft_update *u)
+{
+    struct rft_event ev = {.type = RFT_EV_READ, .read_id = read_id};
+
+    ck_assert_int_eq(rft_step(r, &ev, u), 0);
+}
+
+/* A new leader serves no read before it committed an entry of its own
+ * term, and then only after a majority answered a heartbeat round sent
+ * after the read arrived. */
+START_TEST(test_read_waits_for_current_term_commit)
+{
+    struct rft_update u;
+    struct rft *r = leader_of_three(&u);
+
+    read_event(r, 7, &u);
+    ck_assert_uint_eq(u.n_reads, 0);
+    ck_assert_uint_eq(u.n_msgs, 0); /* nothing to confirm yet */
+
+    /* The no-op commits: the read gets index 1 and a heartbeat round. */
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED, .index = 1};
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .success = true,
+                         .match = 1};
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(rft_commit(r), 1);
+    ck_assert_uint_eq(u.n_reads, 0);
+    ck_assert_uint_eq(u.n_msgs, 2);
+    uint64_t round = u.msgs[0].round;
+    ck_assert_uint_gt(round, 0);
+
+    /* An answer to an older round does not confirm the read. */
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(u.n_reads, 0);
+
+    ok.round = round;
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(u.n_reads, 1);
+    ck_assert_uint_eq(u.reads[0].read_id, 7);
+    ck_assert_uint_eq(u.reads[0].index, 1);
+    rft_free(r);
+}
+END_TEST
+
+/* Only the leader serves reads: a follower turns them away at once, and a
+ * leader that steps down turns away those it held. */
+START_TEST(test_read_rejected_without_leadership)
+{
+    struct rft_update u;
+    struct rft *f = node_with_log(1, 3, 1, 0, NULL, 0);
+
+    read_event(f, 3, &u);
+    ck_assert_uint_eq(u.n_reads, 1);
+    ck_assert_uint_eq(u.reads[0].read_id, 3);
+    ck_assert_uint_eq(u.reads[0].index, 0);
+    rft_free(f);
+
+    struct rft *r = leader_of_three(&u);
+    read_event(r, 4, &u);
+    ck_assert_uint_eq(u.n_reads, 0);
+    struct rft_msg newer = {
+        .type = RFT_MSG_APPEND, .from = 3, .to = 1, .term = 2};
+    receive(r, &newer, &u);
+    ck_assert_int_eq(rft_role(r), RFT_FOLLOWER);
+    ck_assert_uint_eq(u.n_reads, 1);
+    ck_assert_uint_eq(u.reads[0].read_id, 4);
+    ck_assert_uint_eq(u.reads[0].index, 0);
+    rft_free(r);
+}
+END_TEST
+
 /* ---- replication ------------------------------------------------------- */
 
 static struct rft_msg append_msg(uint64_t term, uint64_t prev_index,
@@ -594,6 +671,10 @@ struct cluster {
     uint64_t applied_term[1024];
     unsigned char applied_byte[1024];
     uint64_t applied[RFT_MAX_NODES + 1];
+    /* Reads: the highest commit index any node knew when each started. */
+    uint64_t read_floor[256];
+    size_t n_reads;
+    size_t reads_served;
 };
 
 static void enqueue(struct cluster *c, const struct rft_msg *m)
@@ -661,6 +742,20 @@ static void carry_out(struct cluster *c, uint32_t id,
         ck_assert_msg(
             c->applied_term[index] == e->term && c->applied_byte[index] == byte,
             "node %u applied another entry at index %" PRIu64, id, index);
+    }
+    for (size_t i = 0; i < u->n_reads; i++) {
+        const struct rft_read *rd = &u->reads[i];
+        ck_assert_uint_lt(rd->read_id, c->n_reads);
+        if (rd->index == 0)
+            continue;
+        /* Linearizable: the read sees every write committed before it
+         * started, and the node has applied that far. */
+        ck_assert_msg(rd->index >= c->read_floor[rd->read_id],
+                      "read %" PRIu64 " at index %" PRIu64
+                      " misses writes committed up to %" PRIu64,
+                      rd->read_id, rd->index, c->read_floor[rd->read_id]);
+        ck_assert_uint_ge(c->applied[id], rd->index);
+        c->reads_served++;
     }
     if (u->n_entries > 0) {
         struct rft_event done = {.type = RFT_EV_PERSISTED,
@@ -731,6 +826,19 @@ START_TEST(test_cluster_elects_and_replicates)
             step(c, leader, &ev);
             proposed++;
         }
+        if (round % 7 == 3 && c->n_reads < 256) {
+            /* Reads go to any node; only a leader serves them. */
+            uint32_t id = 1 + (uint32_t)fl_rng_below(&c->rng, c->n);
+            uint64_t floor = 0;
+            for (uint32_t k = 1; k <= c->n; k++) {
+                if (rft_commit(c->nodes[k]) > floor)
+                    floor = rft_commit(c->nodes[k]);
+            }
+            c->read_floor[c->n_reads] = floor;
+            struct rft_event ev = {.type = RFT_EV_READ,
+                                   .read_id = c->n_reads++};
+            step(c, id, &ev);
+        }
         deliver_all(c, round < 400 ? 0.1 : 0.0);
     }
     /* A few quiet rounds let heartbeats carry the last commit index. */
@@ -752,6 +860,8 @@ START_TEST(test_cluster_elects_and_replicates)
     for (uint32_t id = 1; id <= c->n; id++)
         rft_free(c->nodes[id]);
     ck_assert_uint_ge(c->applied[1], 20);
+    ck_assert_msg(c->reads_served > 0, "seed %" PRIu64 ": no read served",
+                  seed);
     free(c);
 }
 END_TEST
@@ -792,6 +902,8 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_isolated_node_keeps_term);
     tcase_add_test(t, test_follower_with_leader_ignores_votes);
     tcase_add_test(t, test_check_quorum_steps_down);
+    tcase_add_test(t, test_read_waits_for_current_term_commit);
+    tcase_add_test(t, test_read_rejected_without_leadership);
     tcase_add_test(t, test_append_matching_suffix_changes_nothing);
     tcase_add_test(t, test_append_conflict_truncates);
     tcase_add_test(t, test_append_gap_rejected);
