@@ -4,6 +4,7 @@
  */
 #include "raft.h"
 
+#include "crc32c.h"
 #include "error.h"
 #include "rng.h"
 
@@ -66,6 +67,34 @@ struct rft {
     bool failed; /* an allocation failed during this step */
 };
 
+/* ---- tracing ----------------------------------------------------------- */
+
+static void trace(const struct rft *r, enum rft_trace_type type, uint64_t term,
+                  uint32_t vote, uint64_t index, uint32_t hash)
+{
+    struct rft_trace t = {type, r->cfg.id, term, vote, index, hash};
+
+    if (r->cfg.trace != NULL)
+        r->cfg.trace(r->cfg.trace_arg, &t);
+}
+
+static uint32_t entry_hash(const struct rft_entry *e)
+{
+    unsigned char type = (unsigned char)e->type;
+    uint32_t crc = fl_crc32c(0, &type, 1);
+
+    return e->len > 0 ? fl_crc32c(crc, e->data, e->len) : crc;
+}
+
+/* Moves the commit index forward, never back. */
+static void set_commit(struct rft *r, uint64_t commit)
+{
+    if (commit > r->commit) {
+        r->commit = commit;
+        trace(r, RFT_TRACE_COMMIT, r->term, 0, commit, 0);
+    }
+}
+
 /* ---- the log ----------------------------------------------------------- */
 
 static uint64_t last_index(const struct rft *r)
@@ -106,6 +135,7 @@ static bool append_entry(struct rft *r, const struct rft_entry *e)
     r->log[r->n] = *e;
     r->log[r->n].data = copy;
     r->n++;
+    trace(r, RFT_TRACE_APPEND, e->term, 0, r->n, entry_hash(e));
     if (r->append_from == 0)
         r->append_from = r->n;
     return true;
@@ -119,6 +149,7 @@ static void truncate_log(struct rft *r, uint64_t index)
         free((void *)r->log[r->n - 1].data);
         r->n--;
     }
+    trace(r, RFT_TRACE_TRUNCATE, r->term, 0, index, 0);
     if (r->truncate_from == 0 || index < r->truncate_from)
         r->truncate_from = index;
     if (r->append_from > r->n)
@@ -303,6 +334,7 @@ static void adopt_term(struct rft *r, uint64_t term)
         r->term = term;
         r->vote = 0;
         r->hard_state = true;
+        trace(r, RFT_TRACE_TERM, term, 0, 0, 0);
     }
 }
 
@@ -337,7 +369,7 @@ static void advance_commit(struct rft *r)
         for (size_t i = 0; i < r->cfg.n_nodes; i++)
             count += r->match[r->cfg.nodes[i]] >= n;
         if (quorum(r, count)) {
-            r->commit = n;
+            set_commit(r, n);
             break;
         }
     }
@@ -350,6 +382,7 @@ static void become_leader(struct rft *r)
     r->role = RFT_LEADER;
     r->leader = r->cfg.id;
     r->elapsed = 0;
+    trace(r, RFT_TRACE_LEADER, r->term, 0, 0, 0);
     r->active = 0;
     r->quorum_elapsed = 0;
     r->round = 0;
@@ -373,6 +406,7 @@ static void start_election(struct rft *r)
     adopt_term(r, r->term + 1);
     r->vote = r->cfg.id;
     r->hard_state = true;
+    trace(r, RFT_TRACE_VOTE, r->term, r->vote, 0, 0);
     r->role = RFT_CANDIDATE;
     r->leader = 0;
     r->votes = 1u << r->cfg.id;
@@ -431,8 +465,10 @@ static void on_vote(struct rft *r, const struct rft_msg *m)
                  up_to_date(r, m);
 
     if (grant) {
-        if (r->vote != m->from)
+        if (r->vote != m->from) {
             r->hard_state = true;
+            trace(r, RFT_TRACE_VOTE, r->term, m->from, 0, 0);
+        }
         r->vote = m->from;
         reset_timer(r);
     }
@@ -517,9 +553,7 @@ static void on_append(struct rft *r, const struct rft_msg *m)
     }
     /* Commit only what this message proved to match the leader's log. */
     uint64_t verified = m->prev_index + m->n_entries;
-    uint64_t commit = m->commit < verified ? m->commit : verified;
-    if (commit > r->commit)
-        r->commit = commit;
+    set_commit(r, m->commit < verified ? m->commit : verified);
     reply->success = true;
     reply->match = verified;
 }
@@ -701,6 +735,9 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
         u->first_committed = r->applied + 1;
         u->committed = &r->log[r->applied];
         u->n_committed = (size_t)(r->commit - r->applied);
+        for (size_t i = 0; i < u->n_committed; i++)
+            trace(r, RFT_TRACE_APPLY, u->committed[i].term, 0,
+                  u->first_committed + i, entry_hash(&u->committed[i]));
         r->applied = r->commit;
     }
     /* After the committed entries, which the driver applies first. */
@@ -766,6 +803,9 @@ int rft_new(struct rft **out, const struct rft_config *config,
     if (durable != NULL) {
         r->term = durable->term;
         r->vote = durable->vote;
+        /* Restored entries are not new appends: the boot event covers
+         * them. */
+        r->cfg.trace = NULL;
         for (size_t i = 0; i < durable->n_entries; i++) {
             if (!append_entry(r, &durable->entries[i])) {
                 rft_free(r);
@@ -773,7 +813,9 @@ int rft_new(struct rft **out, const struct rft_config *config,
             }
         }
         r->persisted = r->n;
+        r->cfg.trace = config->trace;
     }
+    trace(r, RFT_TRACE_BOOT, r->term, r->vote, r->n, 0);
     r->role = RFT_FOLLOWER;
     reset_timer(r);
     *out = r;

@@ -32,8 +32,9 @@
  * leader serves a read only after it committed an entry of its own term,
  * at its commit index, once a majority answered a heartbeat round sent
  * after the read arrived; there are no lease reads.
- * TODO: snapshots and InstallSnapshot, client sessions and the tracer are
- * not written yet.
+ * The core reports what it does through an optional tracer (rft_trace).
+ * TODO: snapshots and InstallSnapshot, and client sessions are not written
+ * yet.
  */
 #ifndef RFT_RAFT_H
 #define RFT_RAFT_H
@@ -152,6 +153,31 @@ struct rft_update {
     size_t n_reads;
 };
 
+/* Events the core reports as they happen, so a checker can audit a run
+ * (one leader per term, one vote per node and term across restarts, the
+ * same command applied at each index everywhere). */
+enum rft_trace_type {
+    RFT_TRACE_BOOT = 1, /* term, vote, index: the last log index */
+    RFT_TRACE_TERM,     /* term entered */
+    RFT_TRACE_VOTE,     /* vote given in term */
+    RFT_TRACE_LEADER,   /* became leader of term */
+    RFT_TRACE_APPEND,   /* index, term and hash of an entry appended */
+    RFT_TRACE_TRUNCATE, /* entries from index on deleted */
+    RFT_TRACE_COMMIT,   /* commit index moved to index */
+    RFT_TRACE_APPLY,    /* index, term and hash handed to the driver */
+};
+
+struct rft_trace {
+    enum rft_trace_type type;
+    uint32_t node;
+    uint64_t term;
+    uint32_t vote;
+    uint64_t index;
+    uint32_t hash; /* CRC32C of the entry's type and data */
+};
+
+typedef void (*rft_tracer)(void *arg, const struct rft_trace *event);
+
 struct rft_config {
     uint32_t id;                   /* this node, 1..RFT_MAX_NODES */
     uint32_t nodes[RFT_MAX_NODES]; /* every voter, this node included */
@@ -160,6 +186,8 @@ struct rft_config {
     unsigned election_ticks;         /* timeouts are drawn from [e, 2e) */
     unsigned heartbeat_ticks;        /* below election_ticks */
     unsigned max_entries_per_append; /* 0: 64 */
+    rft_tracer trace;                /* NULL: no trace */
+    void *trace_arg;
 };
 
 /* The hard state and log a node had on disk when it stopped. */

@@ -650,6 +650,59 @@ START_TEST(test_leader_counts_itself_after_persisting)
 }
 END_TEST
 
+/* ---- tracing ----------------------------------------------------------- */
+
+struct trace_log {
+    struct rft_trace events[64];
+    size_t n;
+};
+
+static void record(void *arg, const struct rft_trace *t)
+{
+    struct trace_log *log = arg;
+
+    ck_assert_uint_lt(log->n, 64);
+    log->events[log->n++] = *t;
+}
+
+/* A single node reports its boot, term, vote, leadership, the no-op's
+ * append, and its commit and apply with the same hash. */
+START_TEST(test_trace_single_node)
+{
+    struct trace_log log = {.n = 0};
+    struct rft_config c = config(1, 1);
+    struct rft_event tick = {.type = RFT_EV_TICK};
+    struct rft_update u;
+    struct rft *r = NULL;
+    char err[256];
+
+    c.trace = record;
+    c.trace_arg = &log;
+    ck_assert_int_eq(rft_new(&r, &c, NULL, err, sizeof(err)), 0);
+    for (int i = 0; i < 100 && rft_role(r) != RFT_LEADER; i++)
+        ck_assert_int_eq(rft_step(r, &tick, &u), 0);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED, .index = 1};
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+
+    static const enum rft_trace_type want[] = {
+        RFT_TRACE_BOOT,   RFT_TRACE_TERM,   RFT_TRACE_VOTE,  RFT_TRACE_LEADER,
+        RFT_TRACE_APPEND, RFT_TRACE_COMMIT, RFT_TRACE_APPLY,
+    };
+    ck_assert_uint_eq(log.n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < log.n; i++) {
+        ck_assert_int_eq(log.events[i].type, want[i]);
+        ck_assert_uint_eq(log.events[i].node, 1);
+    }
+    ck_assert_uint_eq(log.events[1].term, 1);
+    ck_assert_uint_eq(log.events[2].vote, 1);
+    ck_assert_uint_eq(log.events[4].index, 1);
+    ck_assert_uint_eq(log.events[6].index, 1);
+    ck_assert_uint_eq(log.events[6].hash, log.events[4].hash);
+    rft_free(r);
+}
+END_TEST
+
 /* ---- a cluster in memory ----------------------------------------------- */
 
 #define MAX_QUEUE 4096
@@ -675,7 +728,33 @@ struct cluster {
     uint64_t read_floor[256];
     size_t n_reads;
     size_t reads_served;
+    /* From the trace: each node's vote per term, and the hash applied at
+     * each index. */
+    uint32_t vote_of[RFT_MAX_NODES + 1][1024];
+    uint32_t apply_hash[1024];
 };
+
+/* Audits the trace as a checker of a real run would. */
+static void audit(void *arg, const struct rft_trace *t)
+{
+    struct cluster *c = arg;
+
+    if (t->type == RFT_TRACE_VOTE) {
+        ck_assert_uint_lt(t->term, 1024);
+        uint32_t *v = &c->vote_of[t->node][t->term];
+        ck_assert_msg(*v == 0 || *v == t->vote,
+                      "node %u voted for %u and %u in term %" PRIu64, t->node,
+                      *v, t->vote, t->term);
+        *v = t->vote;
+    } else if (t->type == RFT_TRACE_APPLY) {
+        ck_assert_uint_lt(t->index, 1024);
+        uint32_t *h = &c->apply_hash[t->index];
+        ck_assert_msg(*h == 0 || *h == t->hash,
+                      "node %u applied another command at index %" PRIu64,
+                      t->node, t->index);
+        *h = t->hash;
+    }
+}
 
 static void enqueue(struct cluster *c, const struct rft_msg *m)
 {
@@ -810,6 +889,8 @@ START_TEST(test_cluster_elects_and_replicates)
     for (uint32_t id = 1; id <= c->n; id++) {
         struct rft_config cfg = config(id, c->n);
         cfg.seed = seed;
+        cfg.trace = audit;
+        cfg.trace_arg = c;
         ck_assert_int_eq(rft_new(&c->nodes[id], &cfg, NULL, err, sizeof(err)),
                          0);
     }
@@ -910,6 +991,7 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_no_commit_of_earlier_term_by_counting);
     tcase_add_test(t, test_leader_counts_itself_after_persisting);
     tcase_add_test(t, test_config_rejected);
+    tcase_add_test(t, test_trace_single_node);
     suite_add_tcase(s, t);
 
     t = tcase_create("cluster");
