@@ -303,6 +303,11 @@ static void on_read(struct rft *r, const struct rft_event *ev)
         read_done(r, ev->read_id, 0);
         return;
     }
+    if ((r->cfg.bugs & RFT_BUG_STALE_READ) && r->applied > 0) {
+        /* Whatever this node has applied, leader or not any more. */
+        read_done(r, ev->read_id, r->applied);
+        return;
+    }
     if (r->n_pending == r->pending_cap) {
         size_t cap = r->pending_cap ? r->pending_cap * 2 : 16;
         struct pending_read *p = realloc(r->pending, cap * sizeof(*p));
@@ -362,8 +367,10 @@ static size_t count_votes(uint32_t votes)
 static void advance_commit(struct rft *r)
 {
     r->match[r->cfg.id] = r->persisted;
+    bool any_term = (r->cfg.bugs & RFT_BUG_COMMIT_PRIOR_TERM) != 0;
+
     for (uint64_t n = last_index(r); n > r->commit; n--) {
-        if (term_at(r, n) != r->term)
+        if (term_at(r, n) != r->term && !any_term)
             break; /* terms only grow along the log */
         size_t count = 0;
         for (size_t i = 0; i < r->cfg.n_nodes; i++)
@@ -466,7 +473,8 @@ static void on_vote(struct rft *r, const struct rft_msg *m)
 
     if (grant) {
         if (r->vote != m->from) {
-            r->hard_state = true;
+            if (!(r->cfg.bugs & RFT_BUG_NO_PERSIST_VOTE))
+                r->hard_state = true;
             trace(r, RFT_TRACE_VOTE, r->term, m->from, 0, 0);
         }
         r->vote = m->from;
@@ -538,7 +546,8 @@ static void on_append(struct rft *r, const struct rft_msg *m)
         uint64_t index = m->prev_index + 1 + i;
         if (index > last_index(r))
             break;
-        if (term_at(r, index) != m->entries[i].term) {
+        if (term_at(r, index) != m->entries[i].term ||
+            (r->cfg.bugs & RFT_BUG_TRUNCATE_ON_MATCH)) {
             truncate_log(r, index);
             break;
         }
@@ -751,6 +760,33 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
 }
 
 /* ---- setup and queries ------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} bugs[] = {
+    {"no-persist-vote", RFT_BUG_NO_PERSIST_VOTE},
+    {"commit-prior-term", RFT_BUG_COMMIT_PRIOR_TERM},
+    {"stale-read", RFT_BUG_STALE_READ},
+    {"truncate-on-match", RFT_BUG_TRUNCATE_ON_MATCH},
+};
+
+int rft_bug_parse(const char *name, unsigned *bit)
+{
+    for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++) {
+        if (strcmp(name, bugs[i].name) == 0) {
+            *bit = bugs[i].bit;
+            return 0;
+        }
+    }
+    return FL_EINPUT;
+}
+
+const char *rft_bug_names(void)
+{
+    return "no-persist-vote, commit-prior-term, stale-read, "
+           "truncate-on-match";
+}
 
 static int check_config(const struct rft_config *c, char *err, size_t errsize)
 {

@@ -178,6 +178,21 @@ struct rft_trace {
 
 typedef void (*rft_tracer)(void *arg, const struct rft_trace *event);
 
+/* Planted bugs, off by default, that the simulator and campaigns must
+ * find. Each changes one rule. */
+#define RFT_BUG_NO_PERSIST_VOTE   (1u << 0) /* a vote is sent unpersisted */
+#define RFT_BUG_COMMIT_PRIOR_TERM (1u << 1) /* Figure 8: count old entries */
+#define RFT_BUG_STALE_READ        (1u << 2) /* reads skip ReadIndex */
+#define RFT_BUG_TRUNCATE_ON_MATCH (1u << 3) /* replace matching entries */
+
+/* Parses a planted bug name: no-persist-vote, commit-prior-term,
+ * stale-read or truncate-on-match; returns 0 and its RFT_BUG_* bit, or
+ * FL_EINPUT. */
+int rft_bug_parse(const char *name, unsigned *bit);
+
+/* Returns a comma-separated list of the planted bug names, for help. */
+const char *rft_bug_names(void);
+
 struct rft_config {
     uint32_t id;                   /* this node, 1..RFT_MAX_NODES */
     uint32_t nodes[RFT_MAX_NODES]; /* every voter, this node included */
@@ -186,6 +201,7 @@ struct rft_config {
     unsigned election_ticks;         /* timeouts are drawn from [e, 2e) */
     unsigned heartbeat_ticks;        /* below election_ticks */
     unsigned max_entries_per_append; /* 0: 64 */
+    unsigned bugs;                   /* RFT_BUG_*, 0 for a correct core */
     rft_tracer trace;                /* NULL: no trace */
     void *trace_arg;
 };

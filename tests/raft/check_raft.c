@@ -32,6 +32,8 @@ static struct rft_config config(uint32_t id, size_t n)
     return c;
 }
 
+static unsigned planted; /* RFT_BUG_* for the nodes node_with_log makes */
+
 static struct rft *node_with_log(uint32_t id, size_t n, uint64_t term,
                                  uint32_t vote, const uint64_t *terms,
                                  size_t n_entries)
@@ -44,6 +46,7 @@ static struct rft *node_with_log(uint32_t id, size_t n, uint64_t term,
     char err[256];
 
     ck_assert_uint_le(n_entries, 16);
+    c.bugs = planted;
     for (size_t i = 0; i < n_entries; i++)
         entries[i] = (struct rft_entry){.term = terms[i],
                                         .type = RFT_ENTRY_COMMAND,
@@ -703,6 +706,121 @@ START_TEST(test_trace_single_node)
 }
 END_TEST
 
+/* ---- planted bugs ------------------------------------------------------ */
+
+/* Each planted bug changes its one rule; the scenarios are the ones the
+ * correct core passes above. */
+START_TEST(test_bug_commit_prior_term)
+{
+    static const uint64_t terms[] = {1, 2};
+    struct rft_update u;
+
+    planted = RFT_BUG_COMMIT_PRIOR_TERM;
+    struct rft *r = node_with_log(1, 5, 3, 0, terms, 2);
+    planted = 0;
+    tick_until_candidate(r, &u);
+    for (uint32_t from = 2; from <= 3; from++) {
+        struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                              .from = from,
+                              .to = 1,
+                              .term = 4,
+                              .granted = true};
+        receive(r, &yes, &u);
+    }
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED, .index = 2};
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    for (uint32_t from = 2; from <= 3; from++) {
+        struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                             .from = from,
+                             .to = 1,
+                             .term = 4,
+                             .success = true,
+                             .match = 2};
+        receive(r, &ok, &u);
+    }
+    ck_assert_uint_eq(rft_commit(r), 2); /* the correct core stays at 0 */
+    rft_free(r);
+}
+END_TEST
+
+START_TEST(test_bug_truncate_on_match)
+{
+    static const uint64_t terms[] = {1, 1, 1};
+    struct rft_entry old[2] = {
+        {.term = 1, .type = RFT_ENTRY_COMMAND},
+        {.term = 1, .type = RFT_ENTRY_COMMAND},
+    };
+    struct rft_update u;
+
+    planted = RFT_BUG_TRUNCATE_ON_MATCH;
+    struct rft *r = node_with_log(1, 3, 1, 0, terms, 3);
+    planted = 0;
+    struct rft_msg m = append_msg(1, 0, 0, old, 2, 0);
+    receive(r, &m, &u);
+    ck_assert_uint_eq(u.truncate_from, 1);
+    ck_assert_uint_eq(rft_last_index(r), 2); /* entry 3 is gone */
+    rft_free(r);
+}
+END_TEST
+
+START_TEST(test_bug_no_persist_vote)
+{
+    struct rft_update u;
+
+    for (int bug = 0; bug < 2; bug++) {
+        planted = bug ? RFT_BUG_NO_PERSIST_VOTE : 0;
+        struct rft *r = node_with_log(1, 3, 5, 0, NULL, 0);
+        planted = 0;
+        struct rft_msg m = vote_request(2, 1, 5, 0, 0);
+        receive(r, &m, &u);
+        ck_assert(only_msg(&u, RFT_MSG_VOTE_REPLY)->granted);
+        ck_assert_msg(u.hard_state == !bug, "bug=%d hard_state=%d", bug,
+                      u.hard_state);
+        rft_free(r);
+    }
+}
+END_TEST
+
+START_TEST(test_bug_stale_read)
+{
+    struct rft_update u;
+
+    planted = RFT_BUG_STALE_READ;
+    struct rft *r = leader_of_three(&u);
+    planted = 0;
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED, .index = 1};
+    ck_assert_int_eq(rft_step(r, &persisted, &u), 0);
+    struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .success = true,
+                         .match = 1};
+    receive(r, &ok, &u);
+    ck_assert_uint_eq(rft_commit(r), 1);
+    /* Served at once, with no heartbeat round to confirm leadership. */
+    read_event(r, 9, &u);
+    ck_assert_uint_eq(u.n_reads, 1);
+    ck_assert_uint_eq(u.reads[0].index, 1);
+    ck_assert_uint_eq(u.n_msgs, 0);
+    rft_free(r);
+}
+END_TEST
+
+START_TEST(test_bug_parse)
+{
+    unsigned bit = 0;
+
+    ck_assert_int_eq(rft_bug_parse("commit-prior-term", &bit), 0);
+    ck_assert_uint_eq(bit, RFT_BUG_COMMIT_PRIOR_TERM);
+    ck_assert_int_eq(rft_bug_parse("stale-read", &bit), 0);
+    ck_assert_uint_eq(bit, RFT_BUG_STALE_READ);
+    ck_assert_int_ne(rft_bug_parse("stale-reads", &bit), 0);
+    ck_assert_int_ne(rft_bug_parse("", &bit), 0);
+    ck_assert_ptr_nonnull(strstr(rft_bug_names(), "no-persist-vote"));
+}
+END_TEST
+
 /* ---- a cluster in memory ----------------------------------------------- */
 
 #define MAX_QUEUE 4096
@@ -992,6 +1110,11 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_leader_counts_itself_after_persisting);
     tcase_add_test(t, test_config_rejected);
     tcase_add_test(t, test_trace_single_node);
+    tcase_add_test(t, test_bug_commit_prior_term);
+    tcase_add_test(t, test_bug_truncate_on_match);
+    tcase_add_test(t, test_bug_no_persist_vote);
+    tcase_add_test(t, test_bug_stale_read);
+    tcase_add_test(t, test_bug_parse);
     suite_add_tcase(s, t);
 
     t = tcase_create("cluster");
