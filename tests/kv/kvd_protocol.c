@@ -224,7 +224,7 @@ static char *read_bulk(int fd, char *buf, size_t size)
 {
     char head[32];
     size_t k = 0;
-    long len;
+    long len = -1;
 
     while (k + 1 < sizeof(head) && recv_some(fd, head + k, 1) == 1) {
         if (k > 0 && head[k - 1] == '\r' && head[k] == '\n')
