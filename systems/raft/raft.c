@@ -40,6 +40,7 @@ struct rft {
     unsigned elapsed;        /* ticks since the timer was reset */
     unsigned timeout;        /* this round's randomized election timeout */
     uint32_t votes;          /* bit per node id that granted its (pre-)vote */
+    bool unsaved_vote;       /* no-persist-vote: the vote is not reported */
     uint32_t active;         /* leader: bit per node heard from this period */
     unsigned quorum_elapsed; /* leader: ticks of the CheckQuorum period */
     uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
@@ -78,7 +79,7 @@ static void trace(const struct rft *r, enum rft_trace_type type, uint64_t term,
         r->cfg.trace(r->cfg.trace_arg, &t);
 }
 
-static uint32_t entry_hash(const struct rft_entry *e)
+uint32_t rft_entry_hash(const struct rft_entry *e)
 {
     unsigned char type = (unsigned char)e->type;
     uint32_t crc = fl_crc32c(0, &type, 1);
@@ -135,7 +136,7 @@ static bool append_entry(struct rft *r, const struct rft_entry *e)
     r->log[r->n] = *e;
     r->log[r->n].data = copy;
     r->n++;
-    trace(r, RFT_TRACE_APPEND, e->term, 0, r->n, entry_hash(e));
+    trace(r, RFT_TRACE_APPEND, e->term, 0, r->n, rft_entry_hash(e));
     if (r->append_from == 0)
         r->append_from = r->n;
     return true;
@@ -338,6 +339,7 @@ static void adopt_term(struct rft *r, uint64_t term)
     if (term > r->term) {
         r->term = term;
         r->vote = 0;
+        r->unsaved_vote = false;
         r->hard_state = true;
         trace(r, RFT_TRACE_TERM, term, 0, 0, 0);
     }
@@ -473,7 +475,11 @@ static void on_vote(struct rft *r, const struct rft_msg *m)
 
     if (grant) {
         if (r->vote != m->from) {
-            if (!(r->cfg.bugs & RFT_BUG_NO_PERSIST_VOTE))
+            /* The planted bug sends the grant but leaves the vote out of
+             * the hard state, so a crash forgets it. */
+            if (r->cfg.bugs & RFT_BUG_NO_PERSIST_VOTE)
+                r->unsaved_vote = true;
+            else
                 r->hard_state = true;
             trace(r, RFT_TRACE_VOTE, r->term, m->from, 0, 0);
         }
@@ -731,7 +737,7 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
 
     u->hard_state = r->hard_state;
     u->term = r->term;
-    u->vote = r->vote;
+    u->vote = r->unsaved_vote ? 0 : r->vote;
     u->truncate_from = r->truncate_from;
     if (r->append_from != 0) {
         u->first_index = r->append_from;
@@ -746,7 +752,7 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
         u->n_committed = (size_t)(r->commit - r->applied);
         for (size_t i = 0; i < u->n_committed; i++)
             trace(r, RFT_TRACE_APPLY, u->committed[i].term, 0,
-                  u->first_committed + i, entry_hash(&u->committed[i]));
+                  u->first_committed + i, rft_entry_hash(&u->committed[i]));
         r->applied = r->commit;
     }
     /* After the committed entries, which the driver applies first. */

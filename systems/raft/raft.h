@@ -237,6 +237,9 @@ uint32_t rft_leader(const struct rft *r); /* 0 when unknown */
 uint64_t rft_commit(const struct rft *r);
 uint64_t rft_last_index(const struct rft *r);
 
+/* Returns the CRC32C of an entry's type and data, as the trace reports. */
+uint32_t rft_entry_hash(const struct rft_entry *e);
+
 /* Returns the entry at index (1..rft_last_index), or NULL. */
 const struct rft_entry *rft_entry_at(const struct rft *r, uint64_t index);
 

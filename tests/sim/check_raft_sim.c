@@ -1,0 +1,119 @@
+/*
+ * Tests for the Raft cluster simulation (sim/raft_sim.c): the correct core
+ * shows no violation over many seeds with every fault on, a seed replays
+ * to the same trace, and planted bugs are found within a budget of seeds.
+ */
+#include "raft.h"
+#include "raft_sim.h"
+
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+/* 200 seeds of 30 virtual seconds each, five nodes, every fault on, half
+ * of them with the harsh faults the bug hunt uses. */
+START_TEST(test_correct_core_no_violation)
+{
+    uint64_t committed = 0;
+
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        struct sim_raft_options o;
+        struct sim_raft_result r;
+        sim_raft_defaults(&o);
+        o.seed = seed;
+        if (seed % 2 == 0) {
+            o.fault_every = 20;
+            o.max_down = 5;
+            o.drop = 0.2;
+        }
+        ck_assert_int_eq(sim_raft_run(&o, &r), 0);
+        ck_assert_msg(!r.violation, "seed %" PRIu64 ": %s", seed, r.why);
+        committed += r.committed;
+    }
+    /* The cluster made progress, or the check above proves nothing. */
+    ck_assert_uint_gt(committed, 200 * 50);
+}
+END_TEST
+
+START_TEST(test_same_seed_same_trace)
+{
+    struct sim_raft_options o;
+    struct sim_raft_result a, b, c;
+
+    sim_raft_defaults(&o);
+    o.seed = 77;
+    ck_assert_int_eq(sim_raft_run(&o, &a), 0);
+    ck_assert_int_eq(sim_raft_run(&o, &b), 0);
+    ck_assert_uint_eq(a.trace_hash, b.trace_hash);
+    ck_assert_uint_eq(a.committed, b.committed);
+    o.seed = 78;
+    ck_assert_int_eq(sim_raft_run(&o, &c), 0);
+    ck_assert_uint_ne(a.trace_hash, c.trace_hash);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    struct sim_raft_options o;
+    struct sim_raft_result r;
+
+    sim_raft_defaults(&o);
+    o.nodes = 0;
+    ck_assert_int_ne(sim_raft_run(&o, &r), 0);
+    sim_raft_defaults(&o);
+    o.drop = 1.5;
+    ck_assert_int_ne(sim_raft_run(&o, &r), 0);
+}
+END_TEST
+
+/* Each planted bug the simulation can expose so far is found within a
+ * fixed budget of seeds, with frequent crashes, short downtimes and a
+ * lossy network. commit-prior-term and stale-read are not in the list:
+ * the first needs the Figure 8 schedule, which these faults have not
+ * produced in 500 seeds, and the second needs client reads checked for
+ * linearizability. */
+START_TEST(test_bugs_found)
+{
+    static const unsigned bugs[] = {RFT_BUG_NO_PERSIST_VOTE,
+                                    RFT_BUG_TRUNCATE_ON_MATCH};
+    unsigned bug = bugs[_i];
+    uint64_t seed;
+    struct sim_raft_result r;
+
+    for (seed = 1; seed <= 300; seed++) {
+        struct sim_raft_options o;
+        sim_raft_defaults(&o);
+        o.seed = seed;
+        o.bugs = bug;
+        o.fault_every = 20;
+        o.max_down = 5;
+        o.drop = 0.2;
+        ck_assert_int_eq(sim_raft_run(&o, &r), 0);
+        if (r.violation)
+            break;
+    }
+    ck_assert_msg(seed <= 300, "bug 0x%x not found in 300 seeds", bug);
+    printf("check_raft_sim: bug 0x%x found at seed %" PRIu64 ": %s\n", bug,
+           seed, r.why);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("raft_sim");
+    TCase *t = tcase_create("sim");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, test_correct_core_no_violation);
+    tcase_add_test(t, test_same_seed_same_trace);
+    tcase_add_test(t, test_bad_options);
+    tcase_add_loop_test(t, test_bugs_found, 0, 2);
+    suite_add_tcase(s, t);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
