@@ -465,7 +465,15 @@ static void faults(struct sim *s)
     double rate = 1.0 / (s->o->fault_every ? s->o->fault_every : 1);
 
     if (s->o->crashes && fl_rng_chance(&s->rng, rate)) {
+        /* Half the crashes hit a leader, where they do the most harm. */
         uint32_t id = 1 + (uint32_t)fl_rng_below(&s->rng, s->o->nodes);
+        if (fl_rng_chance(&s->rng, 0.5)) {
+            for (uint32_t k = 1; k <= s->o->nodes; k++) {
+                if (s->nodes[k].r != NULL &&
+                    rft_role(s->nodes[k].r) == RFT_LEADER)
+                    id = k;
+            }
+        }
         if (s->nodes[id].r != NULL)
             crash(s, id);
     }

@@ -1,8 +1,8 @@
 /*
  * A deterministic simulation of a Raft cluster: Raft cores (systems/raft)
  * on a virtual clock and a simulated network that delays, drops,
- * duplicates and reorders messages, with partitions and crash-restarts,
- * all drawn from one seed. The same options give the same run.
+ * duplicates and reorders messages, with partitions and crash-restarts
+ * (half of them aimed at the leader), all drawn from one seed. The same options give the same run.
  *
  * Each node's durable state (term, vote, log) is what its updates asked
  * to persist; a crash keeps exactly that and restarts the core from it.
