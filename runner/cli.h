@@ -28,6 +28,7 @@ struct run_command {
 
 int run_cmd_check(int argc, char **argv);
 int run_cmd_gen(int argc, char **argv);
+int run_cmd_sim(int argc, char **argv);
 
 /*
  * Prints "faultline CMD: MESSAGE" and a hint to use --help on stderr and

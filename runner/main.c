@@ -15,6 +15,8 @@ static const struct run_command commands[] = {
     {"check", run_cmd_check, "check a recorded history for linearizability"},
     {"gen", run_cmd_gen,
      "generate a synthetic history that is linearizable by construction"},
+    {"sim", run_cmd_sim,
+     "run the deterministic Raft simulation over one or many seeds"},
 };
 
 static void usage(FILE *out)

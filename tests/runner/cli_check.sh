@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Command-line behaviour of `faultline check` and `faultline gen`: exit
+# Command-line behaviour of `faultline check`, `gen` and `sim`: exit
 # codes, error messages that name the file, line or option, JSON output,
 # standard input, budgets and manifests. Works in a temporary folder that
 # is removed on exit.
@@ -272,6 +272,36 @@ expect manifest-directory 2 "$tmp: cannot read: Is a directory" -- \
 } > "$tmp/suite/MIXED.json"
 expect manifest-disagreement-first 1 "1 disagree, 0 unknown, 1 could not be checked" -- \
   "$faultline" check --manifest "$tmp/suite/MIXED.json"
+
+# faultline sim
+expect sim-no-system 2 "Usage: faultline sim raft" -- "$faultline" sim
+expect sim-help 0 "Usage: faultline sim raft" -- "$faultline" sim raft --help
+expect sim-unknown-system 2 'unknown system "etcd": expected raft' -- \
+  "$faultline" sim etcd
+expect sim-seeds-valid 0 "^5 seed\(s\), 0 with a violation" -- \
+  "$faultline" sim raft --seeds 1..5
+expect sim-bug-found 1 "reproduce: faultline sim raft --inject-bug truncate-on-match --seed 1" -- \
+  "$faultline" sim raft --inject-bug truncate-on-match --seeds 1..2
+expect sim-bad-nodes 2 "invalid --nodes \"0\"" -- "$faultline" sim raft --nodes 0
+expect sim-bad-range 2 "the first seed is above the last" -- \
+  "$faultline" sim raft --seeds 5..1
+expect sim-bad-range-form 2 'invalid --seeds "7": expected A..B' -- \
+  "$faultline" sim raft --seeds 7
+expect sim-bad-fault 2 'unknown fault "flood" in --faults' -- \
+  "$faultline" sim raft --faults crash,flood
+expect sim-bad-bug 2 'unknown --inject-bug "split-brain"' -- \
+  "$faultline" sim raft --inject-bug split-brain
+expect sim-bad-drop 2 "invalid --drop" -- "$faultline" sim raft --drop 2
+# The same seed and options give the same output.
+a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 100 --inject-bug commit-prior-term --seed 9 2>&1)
+b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 100 --inject-bug commit-prior-term --seed 9 2>&1)
+if [ "$a" != "$b" ] || ! grep -q "leader completeness" <<<"$a"; then
+  echo "FAIL sim-replay: two runs of one seed differ or find nothing:"
+  echo "$a"; echo "$b"
+  failures=$((failures + 1))
+else
+  echo "ok   sim-replay"
+fi
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures command-line checks failed"

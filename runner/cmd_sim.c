@@ -1,0 +1,276 @@
+/*
+ * `faultline sim raft`: runs the deterministic Raft cluster simulation for
+ * one seed or a range of seeds and reports every invariant violation with
+ * the command that reproduces it.
+ */
+#include "cli.h"
+
+#include "error.h"
+#include "raft.h"
+#include "raft_sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "Usage: faultline sim raft [OPTIONS]\n"
+    "\n"
+    "Runs a cluster of Raft cores on a virtual clock and a simulated\n"
+    "network, with faults drawn from the seed, and checks the Raft\n"
+    "invariants after every step: one leader per term, one vote per node\n"
+    "and term across restarts, terms that never go back, one entry\n"
+    "committed and applied per index, leader completeness, no truncation\n"
+    "below a node's commit index, and log matching at the end. The same\n"
+    "options and seed give the same run.\n"
+    "\n"
+    "Options:\n"
+    "  --nodes N           cluster size, 1 to 9 (default 5)\n"
+    "  --seed N            the seed of a single run (default 1)\n"
+    "  --seeds A..B        run every seed from A to B instead\n"
+    "  --time SECONDS      virtual time per run, in steps of 10 ms\n"
+    "                      (default 30)\n"
+    "  --faults LIST       comma-separated faults: partition, crash, drop,\n"
+    "                      duplicate, delay; or all (default) or none\n"
+    "  --fault-every MS    mean virtual time between crashes and between\n"
+    "                      partitions (default 4000)\n"
+    "  --max-down MS       a crashed node restarts up to this much later\n"
+    "                      (default 3000)\n"
+    "  --drop P            probability that a message is lost, from 0 to 1,\n"
+    "                      with the drop fault on (default 0.05)\n"
+    "  --inject-bug NAME   plant a bug in every core; may be repeated:\n"
+    "                      no-persist-vote, commit-prior-term, stale-read,\n"
+    "                      truncate-on-match\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Exit codes: 0 no seed found a violation, 1 some seed did, 2 usage\n"
+    "error, 4 the simulation ran out of memory.\n";
+
+enum {
+    OPT_NODES = 256,
+    OPT_SEED,
+    OPT_SEEDS,
+    OPT_TIME,
+    OPT_FAULTS,
+    OPT_FAULT_EVERY,
+    OPT_MAX_DOWN,
+    OPT_DROP,
+    OPT_INJECT_BUG,
+};
+
+static const struct option long_options[] = {
+    {"nodes", required_argument, NULL, OPT_NODES},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"seeds", required_argument, NULL, OPT_SEEDS},
+    {"time", required_argument, NULL, OPT_TIME},
+    {"faults", required_argument, NULL, OPT_FAULTS},
+    {"fault-every", required_argument, NULL, OPT_FAULT_EVERY},
+    {"max-down", required_argument, NULL, OPT_MAX_DOWN},
+    {"drop", required_argument, NULL, OPT_DROP},
+    {"inject-bug", required_argument, NULL, OPT_INJECT_BUG},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Sets the faults of o from a comma-separated list. */
+static int parse_faults(const char *text, struct sim_raft_options *o)
+{
+    char copy[256];
+    char *save = NULL;
+    struct sim_raft_options d;
+
+    sim_raft_defaults(&d);
+    if (strlen(text) >= sizeof(copy))
+        return run_usage_error("sim", "--faults is too long");
+    snprintf(copy, sizeof(copy), "%s", text);
+    o->partitions = o->crashes = false;
+    o->drop = o->duplicate = 0;
+    o->max_delay = 0;
+    for (char *f = strtok_r(copy, ",", &save); f != NULL;
+         f = strtok_r(NULL, ",", &save)) {
+        bool all = strcmp(f, "all") == 0;
+        if (strcmp(f, "none") == 0)
+            continue;
+        if (all || strcmp(f, "partition") == 0)
+            o->partitions = true;
+        if (all || strcmp(f, "crash") == 0)
+            o->crashes = true;
+        if (all || strcmp(f, "drop") == 0)
+            o->drop = d.drop;
+        if (all || strcmp(f, "duplicate") == 0)
+            o->duplicate = d.duplicate;
+        if (all || strcmp(f, "delay") == 0)
+            o->max_delay = d.max_delay;
+        if (!all && strcmp(f, "partition") != 0 && strcmp(f, "crash") != 0 &&
+            strcmp(f, "drop") != 0 && strcmp(f, "duplicate") != 0 &&
+            strcmp(f, "delay") != 0)
+            return run_usage_error("sim",
+                                   "unknown fault \"%s\" in --faults: "
+                                   "expected partition, crash, drop, "
+                                   "duplicate, delay, all or none",
+                                   f);
+    }
+    return 0;
+}
+
+/* Parses "A..B" with A <= B. */
+static int parse_range(const char *text, uint64_t *from, uint64_t *to)
+{
+    const char *dots = strstr(text, "..");
+    char first[32];
+
+    if (dots == NULL || dots == text || (size_t)(dots - text) >= sizeof(first))
+        return run_usage_error("sim", "invalid --seeds \"%s\": expected A..B",
+                               text);
+    memcpy(first, text, (size_t)(dots - text));
+    first[dots - text] = '\0';
+    if (run_parse_u64("sim", "--seeds", first, 0, UINT64_MAX, NULL, from) !=
+            0 ||
+        run_parse_u64("sim", "--seeds", dots + 2, 0, UINT64_MAX, NULL, to) != 0)
+        return RUN_EXIT_USAGE;
+    if (*from > *to)
+        return run_usage_error("sim",
+                               "invalid --seeds \"%s\": the first seed is "
+                               "above the last",
+                               text);
+    return 0;
+}
+
+/* Prints the command line that repeats the run of seed. */
+static void print_repro(int argc, char **argv, uint64_t seed)
+{
+    printf("  reproduce: faultline sim raft");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seeds") == 0 || strcmp(argv[i], "--seed") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--seeds=", 8) == 0 ||
+            strncmp(argv[i], "--seed=", 7) == 0)
+            continue;
+        printf(" %s", argv[i]);
+    }
+    printf(" --seed %" PRIu64 "\n", seed);
+}
+
+static int run_sim_raft(int argc, char **argv)
+{
+    struct sim_raft_options o;
+    uint64_t first = 1, last = 1;
+    uint64_t u;
+    uint64_t violations = 0, committed = 0;
+    double drop = -1; /* --drop, applied once --faults is known */
+    int c;
+
+    sim_raft_defaults(&o);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_NODES:
+            if (run_parse_u64("sim", "--nodes", optarg, 1, RFT_MAX_NODES, NULL,
+                              &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.nodes = (unsigned)u;
+            break;
+        case OPT_SEED:
+            if (run_parse_u64("sim", "--seed", optarg, 0, UINT64_MAX, NULL,
+                              &u) != 0)
+                return RUN_EXIT_USAGE;
+            first = last = u;
+            break;
+        case OPT_SEEDS:
+            if (parse_range(optarg, &first, &last) != 0)
+                return RUN_EXIT_USAGE;
+            break;
+        case OPT_TIME:
+            if (run_parse_u64("sim", "--time", optarg, 1, 100000, "seconds",
+                              &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.ticks = (unsigned)(u * 100);
+            break;
+        case OPT_FAULTS:
+            if (parse_faults(optarg, &o) != 0)
+                return RUN_EXIT_USAGE;
+            break;
+        case OPT_FAULT_EVERY:
+            if (run_parse_u64("sim", "--fault-every", optarg, 10, 100000000,
+                              "ms", &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.fault_every = (unsigned)(u / 10);
+            break;
+        case OPT_MAX_DOWN:
+            if (run_parse_u64("sim", "--max-down", optarg, 10, 100000000, "ms",
+                              &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.max_down = (unsigned)(u / 10);
+            break;
+        case OPT_DROP:
+            if (run_parse_double("sim", "--drop", optarg, 0, 1, NULL, &drop) !=
+                0)
+                return RUN_EXIT_USAGE;
+            break;
+        case OPT_INJECT_BUG: {
+            unsigned bit;
+            if (rft_bug_parse(optarg, &bit) != 0)
+                return run_usage_error("sim",
+                                       "unknown --inject-bug \"%s\": "
+                                       "expected one of %s",
+                                       optarg, rft_bug_names());
+            o.bugs |= bit;
+            break;
+        }
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        default:
+            return run_option_error("sim", c, argv, long_options);
+        }
+    }
+    if (optind != argc)
+        return run_usage_error("sim", "unexpected argument \"%s\"",
+                               argv[optind]);
+    if (drop >= 0 && o.drop > 0)
+        o.drop = drop;
+
+    for (uint64_t seed = first;; seed++) {
+        struct sim_raft_result r;
+        o.seed = seed;
+        int rc = sim_raft_run(&o, &r);
+        if (rc == FL_EINPUT)
+            return run_usage_error("sim", "%s", r.why);
+        if (rc != 0) {
+            fprintf(stderr, "faultline sim: seed %" PRIu64 ": %s\n", seed,
+                    fl_strerror(rc));
+            return RUN_EXIT_INFRA;
+        }
+        committed += r.committed;
+        if (r.violation) {
+            violations++;
+            printf("seed %" PRIu64 ": violation: %s\n", seed, r.why);
+            print_repro(argc, argv, seed);
+        }
+        if (seed == last)
+            break;
+    }
+    printf("%" PRIu64 " seed(s), %" PRIu64 " with a violation, %" PRIu64
+           " entries committed in all\n",
+           last - first + 1, violations, committed);
+    return violations > 0 ? RUN_EXIT_INVALID : RUN_EXIT_VALID;
+}
+
+int run_cmd_sim(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        fputs(help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? RUN_EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "raft") != 0)
+        return run_usage_error("sim", "unknown system \"%s\": expected raft",
+                               argv[1]);
+    return run_sim_raft(argc - 1, argv + 1);
+}
