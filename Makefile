@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test run bench bench-kv fuzz fuzz-build clean
+.PHONY: all deps build test run bench bench-kv bench-sim fuzz fuzz-build clean
 
 all: build
 
@@ -25,6 +25,10 @@ run: build
 
 bench: build
 	./bench/linearizability.sh $(BUILD)
+
+bench-sim: build
+	./scripts/install-deps.sh --bench
+	./bench/raft-sim/run.sh $(BUILD)
 
 # Needs redis-server and redis-benchmark, which only this target installs.
 bench-kv: build

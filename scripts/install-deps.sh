@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages faultline needs to build, test and benchmark,
 # and does nothing when all of them are present. With --bench it also
-# installs Redis, which only the KV benchmark compares against.
+# installs Redis, which only the KV benchmark compares against, and bc.
 set -euo pipefail
 
 packages=(
@@ -12,7 +12,7 @@ packages=(
 )
 case "${1:-}" in
   "") ;;
-  --bench) packages+=(redis-server redis-tools) ;;
+  --bench) packages+=(redis-server redis-tools bc) ;;
   *)
     echo "install-deps: unknown argument \"$1\": expected nothing or --bench" >&2
     exit 2
