@@ -543,9 +543,13 @@ static void on_append(struct rft *r, const struct rft_msg *m)
     reply->round = m->round;
     if (m->prev_index > last_index(r) ||
         term_at(r, m->prev_index) != m->prev_term) {
-        /* No matching entry before the new ones: ask for earlier ones. */
-        reply->match =
-            m->prev_index > last_index(r) ? last_index(r) : m->prev_index - 1;
+        /* No matching entry before the new ones: ask for earlier ones.
+         * Index 0 always matches a correct leader; a message claiming
+         * otherwise gets hint 0, never an underflow. */
+        if (m->prev_index > last_index(r))
+            reply->match = last_index(r);
+        else
+            reply->match = m->prev_index > 0 ? m->prev_index - 1 : 0;
         return;
     }
     for (i = 0; i < m->n_entries; i++) {
@@ -594,7 +598,7 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
     }
     /* Back off, using the follower's hint, but never below index 1. */
     uint64_t next = r->next[from] > 1 ? r->next[from] - 1 : 1;
-    if (m->match + 1 < next)
+    if (m->match < next - 1)
         next = m->match + 1;
     r->next[from] = next;
     send_append(r, from);

@@ -561,6 +561,41 @@ START_TEST(test_append_gap_rejected)
 }
 END_TEST
 
+/* Malformed hints cannot push a leader's next index below 1 or a
+ * follower's hint below 0. */
+START_TEST(test_append_hints_stay_in_range)
+{
+    struct rft *f = node_with_log(1, 3, 1, 0, NULL, 0);
+    struct rft_update u;
+    struct rft_msg bad = append_msg(1, 0, 7, NULL, 0, 0);
+
+    receive(f, &bad, &u);
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_APPEND_REPLY);
+    ck_assert(!reply->success);
+    ck_assert_uint_eq(reply->match, 0);
+    rft_free(f);
+
+    struct rft *r = leader_of_three(&u);
+    struct rft_msg no = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .success = false,
+                         .match = UINT64_MAX};
+    receive(r, &no, &u);
+    const struct rft_msg *retry = only_msg(&u, RFT_MSG_APPEND);
+    ck_assert_uint_ge(retry->prev_index + 1, 1);
+    ck_assert_uint_le(retry->prev_index, rft_last_index(r));
+    no.match = 0;
+    for (int i = 0; i < 5; i++) {
+        receive(r, &no, &u);
+        retry = only_msg(&u, RFT_MSG_APPEND);
+        ck_assert_uint_eq(retry->prev_index, 0);
+    }
+    rft_free(r);
+}
+END_TEST
+
 /*
  * Figure 8 of the Raft paper: a leader of term 4 holds an entry of term 2 that
  * a majority stores. Counting replicas must not commit it; it commits only
@@ -1106,6 +1141,7 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_append_matching_suffix_changes_nothing);
     tcase_add_test(t, test_append_conflict_truncates);
     tcase_add_test(t, test_append_gap_rejected);
+    tcase_add_test(t, test_append_hints_stay_in_range);
     tcase_add_test(t, test_no_commit_of_earlier_term_by_counting);
     tcase_add_test(t, test_leader_counts_itself_after_persisting);
     tcase_add_test(t, test_config_rejected);
