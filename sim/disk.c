@@ -177,7 +177,9 @@ static int s_open(void *ctx, const char *path, int flags, int mode)
         return -EIO;
     }
     e = find(&d->now, path);
-    if (e == NULL && !(flags & O_CREAT)) {
+    if (e != NULL && (flags & O_CREAT) && (flags & O_EXCL)) {
+        rc = -EEXIST;
+    } else if (e == NULL && !(flags & O_CREAT)) {
         rc = -ENOENT;
     } else if (e == NULL && !dir_exists(d, path)) {
         rc = -ENOENT;
@@ -289,8 +291,10 @@ static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t len,
         n = -ENOMEM;
         if (old != NULL && (end <= in->now.size || set_size(&in->now, end))) {
             /* set_size zero-filled the bytes past the old end. */
-            memcpy(old, in->now.data + off, len);
-            memcpy(in->now.data + off, buf, len);
+            if (len > 0) {
+                memcpy(old, in->now.data + off, len);
+                memcpy(in->now.data + off, buf, len);
+            }
             free(d->last_old);
             d->have_last = true;
             d->last_inode = (size_t)d->fds[fd - FD_BASE];
@@ -382,6 +386,8 @@ static int s_rename(void *ctx, const char *from, const char *to)
     src = find(&d->now, from);
     if (src == NULL) {
         rc = -ENOENT;
+    } else if (strcmp(from, to) == 0) {
+        rc = 0; /* renaming a file onto itself changes nothing */
     } else if (!dir_exists(d, to)) {
         rc = -ENOENT;
     } else {
@@ -577,7 +583,8 @@ void sim_disk_crash(struct sim_disk *d, enum sim_crash mode)
         size_t keep = (size_t)fl_rng_below(&d->rng, d->last_len + 1);
         size_t from = (size_t)d->last_off + keep;
         size_t end = (size_t)d->last_off + d->last_len;
-        memcpy(in->now.data + from, d->last_old + keep, d->last_len - keep);
+        if (d->last_len > keep)
+            memcpy(in->now.data + from, d->last_old + keep, d->last_len - keep);
         if (end >= in->now.size && in->now.size > d->last_old_size)
             in->now.size = d->last_old_size > from ? d->last_old_size : from;
         copy_bytes(&in->durable, &in->now);

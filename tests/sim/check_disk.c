@@ -133,6 +133,26 @@ START_TEST(test_rename_and_unlink_need_dir_fsync)
 }
 END_TEST
 
+/* Edge cases a tester found: renaming a file onto itself keeps it,
+ * O_EXCL refuses an existing file, and an empty write is harmless. */
+START_TEST(test_disk_edge_cases)
+{
+    struct sim_disk *d = new_disk(1);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    int fd = open_file(d, "/d/a", O_RDWR | O_CREAT);
+
+    write_at(d, fd, "hello", 0);
+    ck_assert_int_eq(v->rename(v->ctx, "/d/a", "/d/a"), 0);
+    ck_assert_int_eq(size_of(d, "/d/a"), 5);
+    ck_assert_int_eq(open_file(d, "/d/a", O_RDWR | O_CREAT | O_EXCL), -EEXIST);
+    int empty = open_file(d, "/d/empty", O_RDWR | O_CREAT);
+    ck_assert_int_eq(v->pwrite(v->ctx, empty, "", 0, 0), 0);
+    sim_disk_crash(d, SIM_CRASH_TORN);
+    sim_disk_restart(d);
+    sim_disk_free(d);
+}
+END_TEST
+
 /* A torn crash keeps a prefix of the last unsynced write, whose length
  * the seed picks; over many seeds both ends and the middle occur. */
 START_TEST(test_torn_crash_keeps_prefix)
@@ -315,6 +335,7 @@ static Suite *disk_suite(void)
     tcase_add_test(t, test_new_file_needs_dir_fsync);
     tcase_add_test(t, test_rename_and_unlink_need_dir_fsync);
     tcase_add_test(t, test_torn_crash_keeps_prefix);
+    tcase_add_test(t, test_disk_edge_cases);
     suite_add_tcase(s, t);
 
     t = tcase_create("engine");
