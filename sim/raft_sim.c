@@ -64,6 +64,11 @@ struct sim {
     bool partitioned;
     unsigned heal_at;
     uint64_t proposals;
+    /* Client reads: the highest index committed anywhere when each read
+     * started; a read served below it is stale. */
+    uint64_t *read_floor;
+    size_t n_reads;
+    size_t reads_cap;
     unsigned batch; /* entries per AppendEntries, 1 to 4, from the seed */
     struct table leader_of; /* term -> leader | SET */
     struct table committed; /* index -> entry hash | SET */
@@ -133,13 +138,21 @@ static void free_log(struct log *l, size_t from)
 
 /* ---- the trace: invariants --------------------------------------------- */
 
+/* Names an entry by its term and the CRC32C of its type and data, so two
+ * no-ops of different terms differ. */
+static uint64_t entry_id(uint64_t term, uint32_t hash)
+{
+    return (term & 0x7fffffffull) << 32 | hash | SET;
+}
+
 static void check_leader_completeness(struct sim *s, uint32_t id)
 {
     const struct rft *r = s->nodes[id].r;
 
     for (uint64_t i = 1; i < s->committed.n && s->committed.v[i] & SET; i++) {
         const struct rft_entry *e = rft_entry_at(r, i);
-        if (e == NULL || (rft_entry_hash(e) | SET) != s->committed.v[i]) {
+        if (e == NULL ||
+            entry_id(e->term, rft_entry_hash(e)) != s->committed.v[i]) {
             violation(s,
                       "leader completeness: node %u leads term %" PRIu64
                       " without committed entry %" PRIu64,
@@ -199,7 +212,8 @@ static void on_trace(void *arg, const struct rft_trace *t)
     case RFT_TRACE_COMMIT:
         for (uint64_t i = n->commit + 1; n->r != NULL && i <= t->index; i++) {
             const struct rft_entry *e = rft_entry_at(n->r, i);
-            uint64_t hash = (e != NULL ? rft_entry_hash(e) : 0) | SET;
+            uint64_t hash =
+                e != NULL ? entry_id(e->term, rft_entry_hash(e)) : SET;
             v = slot(s, &s->committed, i);
             if (*v != 0 && *v != hash)
                 violation(s,
@@ -213,12 +227,12 @@ static void on_trace(void *arg, const struct rft_trace *t)
         break;
     case RFT_TRACE_APPLY:
         v = slot(s, &s->applied, t->index);
-        if (*v != 0 && *v != (t->hash | SET))
+        if (*v != 0 && *v != entry_id(t->term, t->hash))
             violation(s,
                       "state machine safety: node %u applied another entry "
                       "at index %" PRIu64,
                       t->node, t->index);
-        *v = t->hash | SET;
+        *v = entry_id(t->term, t->hash);
         break;
     case RFT_TRACE_TRUNCATE:
         if (t->index <= n->commit)
@@ -226,6 +240,18 @@ static void on_trace(void *arg, const struct rft_trace *t)
                       "node %u truncated from index %" PRIu64
                       ", below its commit index %" PRIu64,
                       t->node, t->index, n->commit);
+        /* Nor may it delete an entry that is committed anywhere. */
+        for (uint64_t i = t->index;
+             n->r != NULL && i <= rft_last_index(n->r) && i < s->committed.n;
+             i++) {
+            const struct rft_entry *e = rft_entry_at(n->r, i);
+            if (s->committed.v[i] == entry_id(e->term, rft_entry_hash(e))) {
+                violation(
+                    s, "node %u deleted entry %" PRIu64 ", which is committed",
+                    t->node, i);
+                break;
+            }
+        }
         break;
     case RFT_TRACE_APPEND:
         break;
@@ -354,6 +380,16 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
     }
     for (size_t i = 0; i < u->n_msgs; i++)
         send(s, &u->msgs[i]);
+    for (size_t i = 0; i < u->n_reads; i++) {
+        const struct rft_read *rd = &u->reads[i];
+        if (rd->index != 0 && rd->read_id < s->n_reads &&
+            rd->index < s->read_floor[rd->read_id])
+            violation(s,
+                      "stale read: node %u served read %" PRIu64
+                      " at index %" PRIu64 ", but index %" PRIu64
+                      " was committed before it started",
+                      id, rd->read_id, rd->index, s->read_floor[rd->read_id]);
+    }
     if (u->n_entries > 0) {
         struct rft_event done = {.type = RFT_EV_PERSISTED, .index = n->log.n};
         step(s, id, &done);
@@ -489,6 +525,28 @@ static void faults(struct sim *s)
     }
 }
 
+/* Sends a client read to a random node, remembering the highest index
+ * committed anywhere at this moment. */
+static void start_read(struct sim *s)
+{
+    uint32_t id = 1 + (uint32_t)fl_rng_below(&s->rng, s->o->nodes);
+    struct rft_event ev = {.type = RFT_EV_READ};
+
+    if (s->n_reads == s->reads_cap) {
+        size_t cap = s->reads_cap ? s->reads_cap * 2 : 256;
+        uint64_t *v = realloc(s->read_floor, cap * sizeof(*v));
+        if (v == NULL) {
+            s->failed = true;
+            return;
+        }
+        s->read_floor = v;
+        s->reads_cap = cap;
+    }
+    s->read_floor[s->n_reads] = s->res->committed;
+    ev.read_id = s->n_reads++;
+    step(s, id, &ev);
+}
+
 /* ---- running ----------------------------------------------------------- */
 
 void sim_raft_defaults(struct sim_raft_options *o)
@@ -518,6 +576,7 @@ static void free_sim(struct sim *s)
     for (size_t i = 0; i < s->nq; i++)
         free_packet(&s->q[i]);
     free(s->q);
+    free(s->read_floor);
     free(s->leader_of.v);
     free(s->committed.v);
     free(s->applied.v);
@@ -566,6 +625,8 @@ int sim_raft_run(const struct sim_raft_options *o,
                 .type = RFT_EV_PROPOSE, .data = &value, .len = sizeof(value)};
             step(s, id, &ev);
         }
+        if (fl_rng_chance(&s->rng, 0.1))
+            start_read(s);
     }
     if (!result->violation && !s->failed)
         check_log_matching(s);

@@ -146,11 +146,12 @@ static bool append_entry(struct rft *r, const struct rft_entry *e)
  * rules); called only for a conflict, never for a matching entry. */
 static void truncate_log(struct rft *r, uint64_t index)
 {
+    /* Reported first, so a checker can still see what goes. */
+    trace(r, RFT_TRACE_TRUNCATE, r->term, 0, index, 0);
     while (r->n >= index) {
         free((void *)r->log[r->n - 1].data);
         r->n--;
     }
-    trace(r, RFT_TRACE_TRUNCATE, r->term, 0, index, 0);
     if (r->truncate_from == 0 || index < r->truncate_from)
         r->truncate_from = index;
     if (r->append_from > r->n)

@@ -162,7 +162,7 @@ enum rft_trace_type {
     RFT_TRACE_VOTE,     /* vote given in term */
     RFT_TRACE_LEADER,   /* became leader of term */
     RFT_TRACE_APPEND,   /* index, term and hash of an entry appended */
-    RFT_TRACE_TRUNCATE, /* entries from index on deleted */
+    RFT_TRACE_TRUNCATE, /* entries from index on are about to be deleted */
     RFT_TRACE_COMMIT,   /* commit index moved to index */
     RFT_TRACE_APPLY,    /* index, term and hash handed to the driver */
 };

@@ -72,11 +72,11 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
-/* Each planted bug the simulation can expose so far is found within a
- * fixed budget of seeds, with frequent crashes (half of them on the
- * leader), short downtimes and a lossy network; commit-prior-term needs
- * the Figure 8 schedule, which three nodes reach sooner. stale-read is not
- * in the list: it needs client reads checked for linearizability. */
+/* Each planted bug is found within a fixed budget of seeds, with frequent
+ * crashes (half of them on the leader), short downtimes and a lossy
+ * network; commit-prior-term needs the Figure 8 schedule, which three
+ * nodes reach sooner, and stale-read needs leaders cut off long enough
+ * for a newer one to commit. */
 START_TEST(test_bugs_found)
 {
     static const struct {
@@ -87,7 +87,8 @@ START_TEST(test_bugs_found)
     } hunts[] = {
         {RFT_BUG_NO_PERSIST_VOTE, 5, 20, 5},
         {RFT_BUG_TRUNCATE_ON_MATCH, 5, 20, 5},
-        {RFT_BUG_COMMIT_PRIOR_TERM, 3, 10, 10},
+        {RFT_BUG_COMMIT_PRIOR_TERM, 3, 10, 5},
+        {RFT_BUG_STALE_READ, 5, 400, 300},
     };
     unsigned bug = hunts[_i].bug;
     uint64_t seed;
@@ -123,7 +124,7 @@ int main(void)
     tcase_add_test(t, test_correct_core_no_violation);
     tcase_add_test(t, test_same_seed_same_trace);
     tcase_add_test(t, test_bad_options);
-    tcase_add_loop_test(t, test_bugs_found, 0, 3);
+    tcase_add_loop_test(t, test_bugs_found, 0, 4);
     suite_add_tcase(s, t);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
