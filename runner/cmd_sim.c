@@ -30,9 +30,10 @@ static const char help[] =
     "Options:\n"
     "  --nodes N           cluster size, 1 to 9 (default 5)\n"
     "  --seed N            the seed of a single run (default 1)\n"
-    "  --seeds A..B        run every seed from A to B instead\n"
-    "  --time SECONDS      virtual time per run, in steps of 10 ms\n"
-    "                      (default 30)\n"
+    "  --seeds A..B        run every seed from A to B instead, at most\n"
+    "                      10000000 of them\n"
+    "  --time SECONDS      virtual time per run, in steps of 10 ms, up to\n"
+    "                      3600 (default 30)\n"
     "  --faults LIST       comma-separated faults: partition, crash, drop,\n"
     "                      duplicate, delay; or all (default) or none\n"
     "  --fault-every MS    mean virtual time between crashes and between\n"
@@ -86,6 +87,10 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
     if (strlen(text) >= sizeof(copy))
         return run_usage_error("sim", "--faults is too long");
     snprintf(copy, sizeof(copy), "%s", text);
+    if (strspn(copy, ",") == strlen(copy))
+        return run_usage_error("sim",
+                               "empty --faults: expected a comma-separated "
+                               "list of faults, all or none");
     o->partitions = o->crashes = false;
     o->drop = o->duplicate = 0;
     o->max_delay = 0;
@@ -135,6 +140,11 @@ static int parse_range(const char *text, uint64_t *from, uint64_t *to)
         return run_usage_error("sim",
                                "invalid --seeds \"%s\": the first seed is "
                                "above the last",
+                               text);
+    if (*to - *from >= 10000000)
+        return run_usage_error("sim",
+                               "invalid --seeds \"%s\": at most 10000000 "
+                               "seeds in one run",
                                text);
     return 0;
 }
@@ -187,7 +197,7 @@ static int run_sim_raft(int argc, char **argv)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_TIME:
-            if (run_parse_u64("sim", "--time", optarg, 1, 100000, "seconds",
+            if (run_parse_u64("sim", "--time", optarg, 1, 3600, "seconds",
                               &u) != 0)
                 return RUN_EXIT_USAGE;
             o.ticks = (unsigned)(u * 100);
@@ -233,7 +243,10 @@ static int run_sim_raft(int argc, char **argv)
     if (optind != argc)
         return run_usage_error("sim", "unexpected argument \"%s\"",
                                argv[optind]);
-    if (drop >= 0 && o.drop > 0)
+    if (drop >= 0 && o.drop == 0)
+        return run_usage_error("sim", "--drop needs the drop fault, which "
+                                      "--faults turned off");
+    if (drop >= 0)
         o.drop = drop;
 
     for (uint64_t seed = first;; seed++) {

@@ -292,9 +292,17 @@ expect sim-bad-fault 2 'unknown fault "flood" in --faults' -- \
 expect sim-bad-bug 2 'unknown --inject-bug "split-brain"' -- \
   "$faultline" sim raft --inject-bug split-brain
 expect sim-bad-drop 2 "invalid --drop" -- "$faultline" sim raft --drop 2
+expect sim-drop-without-fault 2 "--drop needs the drop fault" -- \
+  "$faultline" sim raft --faults crash --drop 0.5
+expect sim-empty-faults 2 "empty --faults" -- "$faultline" sim raft --faults ,
+expect sim-time-cap 2 'invalid --time "4000"' -- "$faultline" sim raft --time 4000
+expect sim-seed-range-cap 2 "at most 10000000 seeds" -- \
+  "$faultline" sim raft --seeds 0..18446744073709551615
+expect sim-stale-read-found 1 "stale read: node" -- \
+  "$faultline" sim raft --inject-bug stale-read --seeds 1..20
 # The same seed and options give the same output.
-a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 100 --inject-bug commit-prior-term --seed 9 2>&1)
-b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 100 --inject-bug commit-prior-term --seed 9 2>&1)
+a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 118 2>&1)
+b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 118 2>&1)
 if [ "$a" != "$b" ] || ! grep -q "leader completeness" <<<"$a"; then
   echo "FAIL sim-replay: two runs of one seed differ or find nothing:"
   echo "$a"; echo "$b"
