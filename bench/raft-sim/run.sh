@@ -67,7 +67,7 @@ echo
 printf '%-20s %-52s %10s %8s\n' "bug" "settings" "first seed" "wall s"
 for spec in "no-persist-vote|--drop 0.2 --fault-every 200 --max-down 50" \
             "truncate-on-match|" \
-            "commit-prior-term|--nodes 3 --drop 0.2 --fault-every 100 --max-down 100" \
+            "commit-prior-term|--nodes 3 --drop 0.2 --fault-every 100 --max-down 50" \
             "stale-read|"; do
   bug=${spec%%|*}
   args=${spec#*|}
