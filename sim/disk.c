@@ -163,6 +163,18 @@ static struct inode *inode_of(struct sim_disk *d, int fd)
 
 /* ---- kv_vfs operations ------------------------------------------------- */
 
+/* Takes the disk's lock for a call; returns false, unlocked, while the
+ * disk is down after a crash. */
+static bool enter(struct sim_disk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    if (d->crashed) {
+        pthread_mutex_unlock(&d->lock);
+        return false;
+    }
+    return true;
+}
+
 static int s_open(void *ctx, const char *path, int flags, int mode)
 {
     struct sim_disk *d = ctx;
@@ -171,11 +183,8 @@ static int s_open(void *ctx, const char *path, int flags, int mode)
     int rc = 0;
 
     (void)mode;
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     e = find(&d->now, path);
     if (e != NULL && (flags & O_CREAT) && (flags & O_EXCL)) {
         rc = -EEXIST;
@@ -233,11 +242,8 @@ static int s_close(void *ctx, int fd)
     struct sim_disk *d = ctx;
     int rc = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     if (inode_of(d, fd) != NULL) {
         d->fds[fd - FD_BASE] = -1;
         rc = 0;
@@ -252,11 +258,8 @@ static ssize_t s_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
     struct inode *in;
     ssize_t n = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     in = inode_of(d, fd);
     if (in != NULL) {
         size_t start = (size_t)off;
@@ -278,11 +281,8 @@ static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t len,
     struct inode *in;
     ssize_t n = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     in = inode_of(d, fd);
     if (in != NULL) {
         size_t end = (size_t)off + len;
@@ -317,11 +317,8 @@ static int s_sync(void *ctx, int fd)
     struct inode *in;
     int rc = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     in = inode_of(d, fd);
     if (in != NULL) {
         rc = copy_bytes(&in->durable, &in->now) ? 0 : -ENOMEM;
@@ -338,11 +335,8 @@ static int s_ftruncate(void *ctx, int fd, off_t len)
     struct inode *in;
     int rc = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     in = inode_of(d, fd);
     if (in != NULL) {
         rc = set_size(&in->now, (size_t)len) ? 0 : -ENOMEM;
@@ -357,11 +351,8 @@ static int s_size(void *ctx, int fd, off_t *out)
     struct inode *in;
     int rc = -EBADF;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     in = inode_of(d, fd);
     if (in != NULL) {
         *out = (off_t)in->now.size;
@@ -378,11 +369,8 @@ static int s_rename(void *ctx, const char *from, const char *to)
     struct entry *dst;
     int rc = 0;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     src = find(&d->now, from);
     if (src == NULL) {
         rc = -ENOENT;
@@ -416,11 +404,8 @@ static int s_unlink(void *ctx, const char *path)
     struct entry *e;
     int rc = -ENOENT;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     e = find(&d->now, path);
     if (e != NULL) {
         remove_name(&d->now, e);
@@ -436,11 +421,8 @@ static int s_mkdir(void *ctx, const char *path, int mode)
     int rc = 0;
 
     (void)mode;
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     for (size_t i = 0; i < d->n_dirs; i++) {
         if (strcmp(d->dirs[i], path) == 0)
             rc = -EEXIST;
@@ -469,11 +451,8 @@ static int s_fsync_dir(void *ctx, const char *dir)
     struct sim_disk *d = ctx;
     int rc = 0;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     for (size_t i = 0; i < d->durable.n;) {
         struct entry *e = &d->durable.v[i];
         if (in_dir(e->path, dir) && find(&d->now, e->path) == NULL)
@@ -501,11 +480,8 @@ static int s_list(void *ctx, const char *dir,
     struct sim_disk *d = ctx;
     int rc = 0;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->crashed) {
-        pthread_mutex_unlock(&d->lock);
+    if (!enter(d))
         return -EIO;
-    }
     for (size_t i = 0; rc == 0 && i < d->now.n; i++) {
         const char *path = d->now.v[i].path;
         if (in_dir(path, dir))
