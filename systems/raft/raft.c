@@ -16,7 +16,7 @@
 struct pending_read {
     uint64_t read_id;
     uint64_t index; /* the commit index when confirmed; 0 until known */
-    uint64_t round; /* answered by a majority, it confirms leadership */
+    uint64_t round; /* confirms leadership once a majority replied to it */
 };
 
 struct rft {
@@ -47,7 +47,7 @@ struct rft {
     uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
 
     /* ReadIndex: the leader's heartbeat round, the newest round each node
-     * answered, and the reads waiting. A read with index 0 waits for the
+     * replied to, and the reads waiting. A read with index 0 waits for the
      * leader's first commit of its term. */
     uint64_t round;
     uint64_t acked_round[RFT_MAX_NODES + 1];
@@ -278,7 +278,7 @@ static void assign_reads(struct rft *r)
         broadcast_append(r);
 }
 
-/* Serves the reads whose round a majority answered and whose index is
+/* Serves the reads whose round a majority replied to and whose index is
  * applied. */
 static void settle_reads(struct rft *r)
 {
@@ -477,7 +477,7 @@ static void on_vote(struct rft *r, const struct rft_msg *m)
     if (grant) {
         if (r->vote != m->from) {
             /* The planted bug sends the grant but leaves the vote out of
-             * the hard state, so a crash forgets it. */
+             * the hard state, so a crash loses it. */
             if (r->cfg.bugs & RFT_BUG_NO_PERSIST_VOTE)
                 r->unsaved_vote = true;
             else
@@ -531,7 +531,8 @@ static void on_append(struct rft *r, const struct rft_msg *m)
     size_t i;
 
     if (m->term < r->term) {
-        /* The reply's term tells the stale leader to step down. */
+        /* The reply carries the newer term, so the stale leader steps
+         * down. */
         reply = new_msg(r, RFT_MSG_APPEND_REPLY, m->from);
         if (reply != NULL)
             reply->match = last_index(r);

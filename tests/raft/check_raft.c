@@ -338,7 +338,7 @@ START_TEST(test_follower_with_leader_ignores_votes)
     receive(r, &m, &u);
     ck_assert_uint_eq(u.n_msgs, 0);
 
-    /* After an election timeout without the leader, it answers again. */
+    /* After an election timeout without the leader, it replies again. */
     struct rft_event tick = {.type = RFT_EV_TICK};
     for (unsigned i = 0; i < 10; i++)
         ck_assert_int_eq(rft_step(r, &tick, &u), 0);
@@ -432,7 +432,7 @@ START_TEST(test_read_waits_for_current_term_commit)
     uint64_t round = u.msgs[0].round;
     ck_assert_uint_gt(round, 0);
 
-    /* An answer to an older round does not confirm the read. */
+    /* A reply to an older round does not confirm the read. */
     receive(r, &ok, &u);
     ck_assert_uint_eq(u.n_reads, 0);
 
