@@ -341,7 +341,7 @@ static void free_packet(struct packet *p)
 
 static void step(struct sim *s, uint32_t id, const struct rft_event *ev);
 
-/* Carries out an update: persist, then send, as the contract says. */
+/* Carries out an update in the contract's order: persist, then send. */
 static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
 {
     struct node *n = &s->nodes[id];

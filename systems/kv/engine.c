@@ -674,8 +674,8 @@ static int sync_round(struct kv_engine *e)
 }
 
 /* Stores the synced point in the watermark file when it moved and a second
- * has passed since the last update; called by the sync thread with the
- * lock held. Returns 0 or FL_ESTICKY. */
+ * has passed since the last update. The sync thread calls it with the lock
+ * held. Returns 0 or FL_ESTICKY. */
 static int update_mark(struct kv_engine *e)
 {
     int64_t now = fl_clock_now_ns();

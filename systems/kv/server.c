@@ -521,7 +521,7 @@ static bool flush_out(struct server *s, struct client *c)
 
 /* Runs the complete commands in c->in until the client's unreceived
  * replies reach OUT_HIGH_WATER, so a client that sends many requests and
- * reads no replies holds a bounded amount of memory. */
+ * reads no replies uses a bounded amount of memory. */
 static void parse_input(struct server *s, struct client *c)
 {
     while (!c->closing && backlog(c) < OUT_HIGH_WATER) {

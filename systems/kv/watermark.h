@@ -6,7 +6,7 @@
  * a log that ends below the watermark lost records that were acknowledged
  * (a segment deleted or cut short).
  *
- * The file holds two 32-byte slots, at offsets 0 and 512 so that one torn
+ * The file contains two 32-byte slots, at offsets 0 and 512 so that one torn
  * sector cannot damage both:
  *
  *   offset  size  field

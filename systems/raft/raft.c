@@ -624,8 +624,8 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
      * to be alive, a request to replace it is ignored, term and all. */
     if (asks && m->term > r->term && in_lease(r))
         return;
-    /* A pre-vote and a granted pre-vote reply carry a term nobody has
-     * entered yet; they must not move this node's term. */
+    /* A pre-vote and a granted pre-vote reply carry a term no node has
+     * entered yet, so they must not move this node's term. */
     bool prospective = m->type == RFT_MSG_PRE_VOTE ||
                        (m->type == RFT_MSG_PRE_VOTE_REPLY && m->granted);
     if (m->term > r->term && !prospective) {
@@ -659,7 +659,7 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
 /* ---- the step function ------------------------------------------------- */
 
 /* CheckQuorum (thesis section 6.2): once per election timeout a leader
- * checks that a majority answered it, and steps down otherwise, so clients
+ * checks that a majority replied to it, and steps down otherwise, so clients
  * stop waiting on a leader that cannot commit. */
 static void check_quorum(struct rft *r)
 {

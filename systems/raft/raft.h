@@ -30,7 +30,7 @@
  * election timeout steps down.
  * Reads are linearizable through ReadIndex (thesis section 6.4): the
  * leader serves a read only after it committed an entry of its own term,
- * at its commit index, once a majority answered a heartbeat round sent
+ * at its commit index, once a majority replied to a heartbeat round sent
  * after the read arrived; there are no lease reads.
  * The core reports what it does through an optional tracer (rft_trace).
  * TODO: snapshots and InstallSnapshot, and client sessions are not written
@@ -97,7 +97,7 @@ struct rft_msg {
     bool success;
     uint64_t match;
     /* RFT_MSG_APPEND: the leader's heartbeat round, echoed in the reply, so
-     * the leader knows which of its rounds a majority answered. */
+     * the leader can tell which of its rounds a majority replied to. */
     uint64_t round;
 };
 

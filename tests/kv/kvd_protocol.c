@@ -557,7 +557,7 @@ static void check_client_limit(void)
     expect_closed(extra, "third client");
     close(extra);
     close(fds[0]);
-    /* The server frees the slot once it sees the close, which on a loaded
+    /* The server frees the slot once it reads the close, which on a loaded
      * machine may take a while: retry for up to 5 s. */
     bool served = false;
     for (int i = 0; i < 100 && !served; i++) {
@@ -720,7 +720,7 @@ static long rss_kib(pid_t pid)
  * not make the server buffer every reply: GETS GETs of a 1 MiB value are
  * GETS MiB of replies, and the server stops reading at 64 MiB. Once the
  * client reads, it gets every reply. The output buffer may grow to twice
- * the limit. With AddressSanitizer a reallocation holds the old and the
+ * the limit. With AddressSanitizer a reallocation keeps the old and the
  * new buffer at once and freed memory waits in a quarantine of up to
  * 256 MiB, so that build sends twice the requests against a looser bound:
  * without the limit the server would still grow past it.

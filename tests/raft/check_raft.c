@@ -72,7 +72,7 @@ static const struct rft_msg *only_msg(const struct rft_update *u,
     return &u->msgs[0];
 }
 
-/* Ticks r until it asks for pre-votes. */
+/* Ticks r until it requests pre-votes. */
 static void tick_until_pre_candidate(struct rft *r, struct rft_update *u)
 {
     struct rft_event tick = {.type = RFT_EV_TICK};
@@ -82,7 +82,7 @@ static void tick_until_pre_candidate(struct rft *r, struct rft_update *u)
     ck_assert_int_eq(rft_role(r), RFT_PRE_CANDIDATE);
 }
 
-/* Ticks r until it asks for pre-votes, then grants them from nodes 2, 3,
+/* Ticks r until it requests pre-votes, then grants them from nodes 2, 3,
  * ... until it starts a real election; u is that step's update. */
 static void tick_until_candidate(struct rft *r, struct rft_update *u)
 {
@@ -405,7 +405,7 @@ static void read_event(struct rft *r, uint64_t read_id, struct rft_update *u)
 }
 
 /* A new leader serves no read before it committed an entry of its own
- * term, and then only after a majority answered a heartbeat round sent
+ * term, and then only after a majority replied to a heartbeat round sent
  * after the read arrived. */
 START_TEST(test_read_waits_for_current_term_commit)
 {
@@ -597,7 +597,7 @@ START_TEST(test_append_hints_stay_in_range)
 END_TEST
 
 /*
- * Figure 8 of the Raft paper: a leader of term 4 holds an entry of term 2 that
+ * Figure 8 of the Raft paper: a leader of term 4 has an entry of term 2 that
  * a majority stores. Counting replicas must not commit it; it commits only
  * once an entry of term 4 reaches a majority.
  */
@@ -980,7 +980,7 @@ static void carry_out(struct cluster *c, uint32_t id,
         ck_assert_uint_lt(rd->read_id, c->n_reads);
         if (rd->index == 0)
             continue;
-        /* Linearizable: the read sees every write committed before it
+        /* Linearizable: the read reflects every write committed before it
          * started, and the node has applied that far. */
         ck_assert_msg(rd->index >= c->read_floor[rd->read_id],
                       "read %" PRIu64 " at index %" PRIu64

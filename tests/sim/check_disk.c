@@ -214,7 +214,7 @@ static bool value_allowed(const struct expected *x, int k, const char *got)
 /*
  * Runs the engine with bugs on a simulated disk for several crash cycles
  * of seed. Returns 0 when every acknowledged write survived, 1 when one
- * was lost, 2 when recovery refused to open; why says what.
+ * was lost, 2 when recovery rejected the log, with the reason in why.
  */
 static int crash_cycles(uint64_t seed, unsigned bugs, enum sim_crash mode,
                         char *why, size_t size)
@@ -242,7 +242,7 @@ static int crash_cycles(uint64_t seed, unsigned bugs, enum sim_crash mode,
             verdict = 2;
             break;
         }
-        /* Every key holds a value the history allows. */
+        /* Every key must contain a value the history allows. */
         for (int k = 0; k < KEYS && verdict == 0; k++) {
             char key[8];
             struct fl_buf value;
