@@ -1,11 +1,13 @@
 /*
  * The engine: operations on the index, their log records, the sync thread
- * that makes records durable in groups, the snapshot thread, recovery and
- * sticky failure. See engine.h.
+ * that makes records durable in groups, the snapshot thread, manual mode
+ * (the same work in the caller's thread), recovery, sticky failure, and
+ * the export and import of the whole state. See engine.h.
  *
  * Lock order: e->lock protects the index, the log and every counter; the
  * sync and snapshot threads take it only to pick up or publish work, and
- * run fdatasync and snapshot writing without it.
+ * run fdatasync and snapshot writing without it. kv_import holds it for
+ * the whole import.
  */
 #include "engine.h"
 
@@ -41,13 +43,16 @@ struct kv_engine {
     int lock_fd; /* flock on dir/LOCK, real file systems only */
 
     pthread_mutex_t lock;
-    pthread_cond_t work;    /* the sync thread has records to sync */
-    pthread_cond_t synced;  /* durable_seq advanced or the engine failed */
-    pthread_cond_t snap_cv; /* the snapshot thread has work */
+    pthread_cond_t work;      /* the sync thread has records to sync */
+    pthread_cond_t synced;    /* durable_seq advanced or the engine failed */
+    pthread_cond_t snap_cv;   /* the snapshot thread has work */
+    pthread_cond_t snap_done; /* a snapshot finished writing */
 
     struct kv_index index;
     struct kv_wal wal;
-    struct kv_mark mark;     /* the durable watermark; the sync thread's */
+    /* The durable watermark: the sync thread's, or in manual mode written
+     * under the lock. */
+    struct kv_mark mark;
     int64_t mark_written_ns; /* when the sync thread last updated it */
     struct fl_buf record;    /* records not yet written (deferred_writes) */
     struct fl_buf payload;   /* encoding scratch */
@@ -573,6 +578,9 @@ int kv_apply(struct kv_engine *e, uint64_t index, struct kv_op *ops, size_t n,
 
 /* ---- durability -------------------------------------------------------- */
 
+static int manual_sync(struct kv_engine *e);
+static int manual_wait(struct kv_engine *e, uint64_t seq);
+
 int kv_flush(struct kv_engine *e)
 {
     int rc;
@@ -587,6 +595,8 @@ int kv_wait(struct kv_engine *e, uint64_t seq)
 {
     int rc = 0;
 
+    if (e->opts.manual)
+        return manual_wait(e, seq);
     pthread_mutex_lock(&e->lock);
     if (e->wal.last_seq < seq)
         flush_locked(e,
@@ -661,7 +671,9 @@ static int sync_round(struct kv_engine *e)
         return fail_locked(e, rc, what);
     }
     e->syncs++;
-    e->synced_seq = target;
+    /* kv_import may have moved the synced point past target meanwhile. */
+    if (target > e->synced_seq)
+        e->synced_seq = target;
     if (target > atomic_load(&e->durable_seq))
         atomic_store(&e->durable_seq, target);
     if (e->index.entries - e->index.live > e->index.live / 2 + 4096)
@@ -671,6 +683,17 @@ static int sync_round(struct kv_engine *e)
     if (sync_wanted(e))
         pthread_cond_signal(&e->work);
     return 0;
+}
+
+/* Makes the engine fail after a failed update of the watermark file; called
+ * with the lock held. Returns FL_ESTICKY. */
+static int mark_failed(struct kv_engine *e, int rc)
+{
+    char what[256];
+
+    snprintf(what, sizeof(what), "update of the watermark file failed: %s",
+             fl_strerror(rc));
+    return fail_locked(e, rc, what);
 }
 
 /* Stores the synced point in the watermark file when it moved and a second
@@ -688,13 +711,7 @@ static int update_mark(struct kv_engine *e)
     rc = kv_mark_write(&e->mark, seq);
     pthread_mutex_lock(&e->lock);
     e->mark_written_ns = now;
-    if (rc != 0) {
-        char what[256];
-        snprintf(what, sizeof(what), "update of the watermark file failed: %s",
-                 fl_strerror(rc));
-        return fail_locked(e, rc, what);
-    }
-    return 0;
+    return rc != 0 ? mark_failed(e, rc) : 0;
 }
 
 /* Waits on the work condition for at most the watermark interval. */
@@ -751,6 +768,8 @@ int kv_sync(struct kv_engine *e)
                 !(e->opts.bugs & KV_BUG_ACK_BEFORE_FSYNC);
     int rc;
 
+    if (e->opts.manual)
+        return manual_sync(e);
     pthread_mutex_lock(&e->lock);
     rc = flush_locked(e, !here);
     if (rc == 0 && here && !e->syncing && sync_wanted(e))
@@ -820,6 +839,7 @@ static int take_snapshot(struct kv_engine *e)
                      count);
     }
     e->snapshot_running = false;
+    pthread_cond_broadcast(&e->snap_done);
     pthread_mutex_unlock(&e->lock);
     return rc;
 }
@@ -846,6 +866,202 @@ static void *snap_main(void *arg)
     }
     pthread_mutex_unlock(&e->lock);
     return NULL;
+}
+
+/* ---- manual mode ------------------------------------------------------- */
+
+/*
+ * With opts.manual no thread runs. kv_sync and kv_wait do the sync
+ * thread's work in the caller and kv_sync also does the snapshot thread's,
+ * so what reaches the disk depends only on the calls made, never on
+ * timing or the clock.
+ */
+
+/*
+ * Writes the deferred records and, unless the policy is "none", runs a sync
+ * round when records wait for one, then stores the synced point in the
+ * watermark file. Unlike the sync thread's updates, this one has no rate
+ * limit, because the limit reads the clock. Called with the lock held;
+ * returns 0 or FL_ESTICKY.
+ */
+static int manual_round_locked(struct kv_engine *e)
+{
+    int rc = flush_locked(e, false);
+
+    if (rc != 0 || e->opts.sync == KV_SYNC_NONE)
+        return rc;
+    /* A round of a caller in another thread: let it finish, then sync
+     * what it did not take. */
+    while (e->syncing && atomic_load(&e->failed) == 0)
+        pthread_cond_wait(&e->synced, &e->lock);
+    rc = usable(e);
+    if (rc == 0 && sync_wanted(e)) {
+        rc = sync_round(e);
+        if (rc == 0)
+            notify(e);
+    }
+    if (rc == 0 && e->synced_seq > e->mark.seq) {
+        /* Unlike update_mark, this keeps the lock, because callers in two
+         * threads must not write the watermark file at once. */
+        int mark_rc = kv_mark_write(&e->mark, e->synced_seq);
+        if (mark_rc != 0)
+            rc = mark_failed(e, mark_rc);
+    }
+    return rc;
+}
+
+/* kv_sync in manual mode: the round, then a snapshot once snapshot_every
+ * records were logged since the last one. */
+static int manual_sync(struct kv_engine *e)
+{
+    bool due;
+    int rc;
+
+    pthread_mutex_lock(&e->lock);
+    rc = manual_round_locked(e);
+    due = rc == 0 && e->opts.snapshot_every != 0 &&
+          e->since_snapshot >= e->opts.snapshot_every;
+    pthread_mutex_unlock(&e->lock);
+    if (due)
+        rc = take_snapshot(e);
+    return rc;
+}
+
+/* kv_wait in manual mode: runs the round itself instead of waiting for a
+ * thread that does not exist. */
+static int manual_wait(struct kv_engine *e, uint64_t seq)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&e->lock);
+    if (atomic_load(&e->durable_seq) < seq) {
+        rc = usable(e);
+        /* No round can make a record durable that was never logged. */
+        if (rc == 0 && seq > e->last_seq)
+            rc = FL_EINPUT;
+        if (rc == 0)
+            rc = manual_round_locked(e);
+        if (rc == 0 && atomic_load(&e->durable_seq) < seq)
+            rc = FL_ESTICKY;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+/* ---- export and import ------------------------------------------------- */
+
+int kv_export(struct kv_engine *e, struct fl_buf *out, uint64_t *applied)
+{
+    int rc;
+
+    pthread_mutex_lock(&e->lock);
+    rc = usable(e);
+    if (rc == 0)
+        rc = kv_snap_export(&e->index, e->last_applied, out);
+    if (rc == 0)
+        *applied = e->last_applied;
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+/*
+ * Makes body (count keys, caller index applied) the snapshot of every
+ * record up to seq, which is e->last_seq, and drops the segments and
+ * snapshots it replaces, in the order take_snapshot uses, so a crash
+ * leaves either the old snapshot with its log or the new one. Called with
+ * the lock held; returns 0, or FL_ESTICKY with the reason in err.
+ */
+static int write_import_locked(struct kv_engine *e, const struct fl_buf *body,
+                               uint64_t count, uint64_t applied, uint64_t seq,
+                               char *err, size_t errsize)
+{
+    bool skip_dir_fsync = (e->opts.bugs & KV_BUG_SKIP_DIR_FSYNC) != 0;
+    int rc = flush_locked(e, true);
+
+    if (rc != 0)
+        return fl_errorf(err, errsize, rc, "%s", e->error);
+    /* Records after seq go to a segment of their own, so recovery from the
+     * new snapshot replays none of the old ones. After a snapshot at seq
+     * with nothing logged since, that empty segment exists already. */
+    if (e->wal.first_seq != seq + 1 || e->wal.end != KV_SEG_HEADER)
+        rc = kv_wal_roll(&e->wal, seq + 1, err, errsize);
+    if (rc == 0)
+        rc = kv_snap_write(e->vfs, e->dir, skip_dir_fsync, seq, applied, body,
+                           count, err, errsize);
+    if (rc == 0)
+        rc = kv_wal_drop_before(&e->wal, seq + 1, err, errsize);
+    if (rc == 0)
+        rc = kv_snap_drop_older(e->vfs, e->dir, seq, err, errsize);
+    if (rc != 0)
+        return fail_locked(e, rc, err);
+    return 0;
+}
+
+int kv_import(struct kv_engine *e, const void *data, size_t len, char *err,
+              size_t errsize)
+{
+    struct kv_index fresh;
+    struct kv_index old;
+    struct fl_buf body;
+    uint64_t applied = 0;
+    uint64_t count = 0;
+    uint64_t seq;
+    int rc = kv_index_init(&fresh);
+
+    if (rc != 0)
+        return fl_errorf(err, errsize, rc, "out of memory importing a state");
+    fl_buf_init(&body);
+    pthread_mutex_lock(&e->lock);
+    /* A snapshot being written without the lock would otherwise finish
+     * after the import and publish its older state. */
+    while (e->snapshot_running)
+        pthread_cond_wait(&e->snap_done, &e->lock);
+    rc = usable(e);
+    if (rc != 0) {
+        snprintf(err, errsize, "%s", e->error);
+        goto out;
+    }
+
+    /* Every record so far, the deferred ones included, has a sequence
+     * number up to seq, so the snapshot at seq replaces them all, and the
+     * imported keys count as changed by record seq. */
+    seq = e->last_seq;
+    rc = kv_snap_import(data, len, seq, &fresh, &applied, &count, err, errsize);
+    if (rc == 0) {
+        rc = kv_snap_serialize(&fresh, &body, &count);
+        if (rc != 0 || body.failed)
+            rc = fl_errorf(err, errsize, -ENOMEM,
+                           "out of memory importing a state");
+    }
+    if (rc != 0)
+        goto out; /* nothing changed yet */
+    rc = write_import_locked(e, &body, count, applied, seq, err, errsize);
+    if (rc != 0)
+        goto out;
+
+    old = e->index;
+    e->index = fresh;
+    fresh = old; /* destroyed below */
+    e->last_applied = applied;
+    e->snapshot_seq = seq;
+    e->snapshots++;
+    e->since_snapshot = 0;
+    /* The new snapshot is durable and covers every record up to seq, so
+     * all of them count as durable. */
+    if (e->synced_seq < seq)
+        e->synced_seq = seq;
+    if (atomic_load(&e->durable_seq) < seq)
+        atomic_store(&e->durable_seq, seq);
+    pthread_cond_broadcast(&e->synced);
+    notify(e);
+    FL_LOG_INFOF("kv", "imported state",
+                 "dir=%s seq=%" PRIu64 " applied=%" PRIu64 " keys=%" PRIu64,
+                 e->dir, seq, applied, count);
+out:
+    pthread_mutex_unlock(&e->lock);
+    fl_buf_free(&body);
+    kv_index_destroy(&fresh);
+    return rc;
 }
 
 /* ---- open and close ---------------------------------------------------- */
@@ -887,6 +1103,7 @@ static void free_engine(struct kv_engine *e)
     pthread_cond_destroy(&e->work);
     pthread_cond_destroy(&e->synced);
     pthread_cond_destroy(&e->snap_cv);
+    pthread_cond_destroy(&e->snap_done);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -924,6 +1141,7 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
     pthread_condattr_destroy(&attr);
     pthread_cond_init(&e->synced, NULL);
     pthread_cond_init(&e->snap_cv, NULL);
+    pthread_cond_init(&e->snap_done, NULL);
     fl_buf_init(&e->record);
     fl_buf_init(&e->payload);
     rc = kv_index_init(&e->index);
@@ -976,7 +1194,10 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
         free_engine(e);
         return rc;
     }
-    e->mark_written_ns = fl_clock_now_ns();
+    /* Only the sync thread's rate limit uses it; manual mode reads no
+     * clock. */
+    if (!o->manual)
+        e->mark_written_ns = fl_clock_now_ns();
     e->last_seq = e->wal.last_seq;
     /* Recovery fsynced everything it replayed. */
     atomic_store(&e->durable_seq, e->last_seq);
@@ -986,11 +1207,11 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
     e->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (e->notify_fd < 0)
         rc = -errno;
-    if (rc == 0 && o->sync != KV_SYNC_NONE) {
+    if (rc == 0 && o->sync != KV_SYNC_NONE && !o->manual) {
         rc = -pthread_create(&e->syncer, NULL, sync_main, e);
         e->syncer_started = rc == 0;
     }
-    if (rc == 0) {
+    if (rc == 0 && !o->manual) {
         rc = -pthread_create(&e->snapper, NULL, snap_main, e);
         e->snapper_started = rc == 0;
     }
@@ -1023,6 +1244,15 @@ void kv_close(struct kv_engine *e)
         pthread_join(e->snapper, NULL);
     if (e->syncer_started)
         pthread_join(e->syncer, NULL);
+    /* In manual mode no sync thread drained the log at the stop: the last
+     * round runs here. A failure, after a crash of the disk for example,
+     * makes the engine fail, which logs it, and the steps below skip. */
+    if (e->opts.manual && e->opts.sync != KV_SYNC_NONE) {
+        pthread_mutex_lock(&e->lock);
+        if (atomic_load(&e->failed) == 0 && sync_wanted(e))
+            sync_round(e);
+        pthread_mutex_unlock(&e->lock);
+    }
     /* Without a sync thread ("none"), a clean stop still leaves the log on
      * disk, as a stop under the other policies does. */
     if (atomic_load(&e->failed) == 0 && e->opts.sync == KV_SYNC_NONE &&

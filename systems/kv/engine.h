@@ -25,6 +25,12 @@
  * kv_apply serves a replicated log (Raft): a batch of operations carries the
  * caller's log index, is logged as one record, and is skipped when its
  * index is not above the last one applied, so replaying a log is safe.
+ * kv_export and kv_import move the whole state, keys and last applied
+ * index, from one engine to another, as a Raft snapshot does.
+ *
+ * With kv_options.manual the engine starts no thread, and kv_sync and
+ * kv_wait do the syncing and snapshotting in the calling thread. A
+ * deterministic simulator runs one engine per simulated node that way.
  *
  * All functions are thread-safe. Keys and values are borrowed for the call.
  */
@@ -56,9 +62,20 @@ struct kv_options {
      * writing each at once: a server that flushes once per event-loop pass
      * saves a write system call per request. */
     bool deferred_writes;
+    /*
+     * Start no thread. Under "always" and "batch" (batch_ms is then
+     * ignored), records become durable when the caller runs kv_sync or
+     * kv_wait, which fdatasync in its thread. kv_sync also moves the
+     * watermark file each time the synced point moved, and takes a
+     * snapshot every snapshot_every records. What reaches the disk depends on
+     * neither the clock nor timing, so the same calls on the same disk
+     * write the same bytes.
+     */
+    bool manual;
 };
 
-/* Sets the defaults: always, no automatic snapshots, 64 MiB segments. */
+/* Sets the defaults: always, no automatic snapshots, 64 MiB segments,
+ * threads (not manual). */
 void kv_options_default(struct kv_options *o);
 
 /* Parses "always", "none" or "batch:MS" (1..10000 ms); 0 or FL_EINPUT. */
@@ -82,7 +99,10 @@ struct kv_engine;
 int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
             char *err, size_t errsize);
 
-/* Waits for outstanding fdatasyncs, stops the threads and frees e. */
+/* Waits for outstanding fdatasyncs, stops the threads and frees e. In
+ * manual mode it runs the last sync round itself. A failure there, such
+ * as every call failing after a simulated crash, is logged, and e is freed
+ * all the same. */
 void kv_close(struct kv_engine *e);
 
 /*
@@ -135,11 +155,20 @@ int kv_flush(struct kv_engine *e);
  * instead of handing it to the sync thread, unless a round is running
  * already. This saves two thread wake-ups per round; an event loop calls it
  * at the end of each pass. Returns 0 or FL_ESTICKY.
+ *
+ * In manual mode, under "always" and "batch", it runs the round whenever
+ * records wait for one, first letting a round of another thread finish,
+ * and then moves the watermark file to the synced point. Under every
+ * policy it then takes a snapshot once snapshot_every records were logged
+ * since the last one. Returns 0, FL_ESTICKY, or -ENOMEM when the snapshot
+ * could not be built in memory.
  */
 int kv_sync(struct kv_engine *e);
 
 /* Blocks until record seq is durable. Returns 0, or FL_ESTICKY when the
- * engine failed before that. */
+ * engine failed before that. In manual mode it does not block: when seq is
+ * not durable it runs the round of kv_sync (without the snapshot), and it
+ * returns FL_EINPUT for a seq above the last one logged. */
 int kv_wait(struct kv_engine *e, uint64_t seq);
 
 /* Returns the highest durable sequence number. */
@@ -151,6 +180,35 @@ int kv_notify_fd(const struct kv_engine *e);
 
 /* Writes a snapshot now and deletes the log segments it covers. */
 int kv_snapshot(struct kv_engine *e);
+
+/*
+ * Appends to out the engine's state: the last applied index (kv_apply) and
+ * every live key with its value, in a checksummed, versioned format that
+ * kv_import reads (snapshot.h). The state includes operations whose
+ * records are not durable yet. Sets *applied. Returns 0, -ENOMEM (out is
+ * then failed and may hold part of the export), or FL_ESTICKY. out is
+ * borrowed.
+ */
+int kv_export(struct kv_engine *e, struct fl_buf *out, uint64_t *applied);
+
+/*
+ * Replaces the engine's whole state, keys and last applied index, with an
+ * export, durably. Every record logged so far, deferred ones included, is
+ * written, and the imported state becomes the snapshot that covers them
+ * all. Then the older segments and snapshots are deleted. A crash during
+ * the import recovers either the old state or the new one, and after a 0
+ * return always the new one. Reads report a wait that is durable already,
+ * kv_apply skips indexes up to the imported one, and keys missing from the
+ * export are gone.
+ *
+ * Returns 0; FL_EINPUT with the reason in err for data that is not a
+ * complete, undamaged export of this version, and then nothing changed;
+ * -ENOMEM, also with nothing changed; or FL_ESTICKY, when the engine had
+ * failed or a write of the import failed. The engine holds its lock for
+ * the whole import. data is borrowed.
+ */
+int kv_import(struct kv_engine *e, const void *data, size_t len, char *err,
+              size_t errsize);
 
 struct kv_stats {
     uint64_t last_seq;

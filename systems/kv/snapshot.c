@@ -1,5 +1,6 @@
 /*
- * Snapshot files: serialization, durable writing, validation and loading.
+ * Snapshot files: serialization, durable writing, validation and loading,
+ * and the export format that moves an engine's state to another engine.
  */
 #include "snapshot.h"
 
@@ -171,6 +172,10 @@ static int parse_body(const unsigned char *p, size_t len, uint64_t count,
         *why = "bytes left after the last entry";
         return FL_ECORRUPT;
     }
+    if (x->live != count) {
+        *why = "a key appears more than once";
+        return FL_ECORRUPT;
+    }
     return 0;
 }
 
@@ -288,4 +293,84 @@ int kv_snap_drop_older(const struct kv_vfs *vfs, const char *dir,
     }
     free_snaps(&s);
     return rc;
+}
+
+/* ---- exports ----------------------------------------------------------- */
+
+int kv_snap_export(const struct kv_index *x, uint64_t applied,
+                   struct fl_buf *out)
+{
+    unsigned char hdr[KV_EXPORT_HEADER];
+    size_t start = out->len;
+    uint64_t count;
+    int rc;
+
+    /* The header goes first with zero fields, and is filled in once the
+     * body behind it is complete. */
+    memset(hdr, 0, sizeof(hdr));
+    fl_buf_add(out, hdr, sizeof(hdr));
+    if (out->failed)
+        return -ENOMEM;
+    rc = kv_snap_serialize(x, out, &count);
+    if (rc != 0 || out->failed)
+        return -ENOMEM;
+
+    unsigned char *p = (unsigned char *)out->data + start;
+    const unsigned char *body = p + KV_EXPORT_HEADER;
+    size_t body_len = out->len - start - KV_EXPORT_HEADER;
+    kv_put_u32(p, KV_EXPORT_MAGIC);
+    kv_put_u32(p + 4, KV_EXPORT_VERSION);
+    kv_put_u64(p + 8, applied);
+    kv_put_u64(p + 16, count);
+    kv_put_u64(p + 24, body_len);
+    kv_put_u32(p + 32, fl_crc32c(0, body, body_len));
+    kv_put_u32(p + 36, fl_crc32c(0, p, 36));
+    return 0;
+}
+
+int kv_snap_import(const void *data, size_t len, uint64_t seq,
+                   struct kv_index *x, uint64_t *applied, uint64_t *count,
+                   char *err, size_t errsize)
+{
+    const unsigned char *p = data;
+    const char *why = NULL;
+    uint64_t body_len;
+    int rc;
+
+    if (len < KV_EXPORT_HEADER)
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "invalid export: %zu bytes, shorter than the "
+                         "%d-byte header",
+                         len, KV_EXPORT_HEADER);
+    if (kv_get_u32(p + 36) != fl_crc32c(0, p, 36))
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "invalid export: header checksum mismatch");
+    if (kv_get_u32(p) != KV_EXPORT_MAGIC)
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "invalid export: magic 0x%08x, expected 0x%08x",
+                         kv_get_u32(p), KV_EXPORT_MAGIC);
+    if (kv_get_u32(p + 4) != KV_EXPORT_VERSION)
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "unsupported export format version %u, expected %d",
+                         kv_get_u32(p + 4), KV_EXPORT_VERSION);
+    body_len = kv_get_u64(p + 24);
+    if (body_len != len - KV_EXPORT_HEADER)
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "invalid export: the header announces a %" PRIu64
+                         "-byte body but %zu bytes follow it (truncated or "
+                         "extended)",
+                         body_len, len - KV_EXPORT_HEADER);
+    if (fl_crc32c(0, p + KV_EXPORT_HEADER, body_len) != kv_get_u32(p + 32))
+        return fl_errorf(err, errsize, FL_EINPUT,
+                         "invalid export: body checksum mismatch");
+
+    rc = parse_body(p + KV_EXPORT_HEADER, body_len, kv_get_u64(p + 16), seq, x,
+                    &why);
+    if (rc == FL_ECORRUPT)
+        return fl_errorf(err, errsize, FL_EINPUT, "invalid export: %s", why);
+    if (rc != 0)
+        return fl_errorf(err, errsize, rc, "out of memory loading an export");
+    *applied = kv_get_u64(p + 8);
+    *count = kv_get_u64(p + 16);
+    return 0;
 }

@@ -21,7 +21,8 @@
  * stays valid whatever a crash does to this one. Loading takes the valid
  * slot with the higher generation. The engine updates the watermark when
  * it closes and, while running, at most once a second from the sync
- * thread, so after a crash it lags the durable log by about a second.
+ * thread, so after a crash it lags the durable log by about a second. In
+ * manual mode (no threads) kv_sync updates it after every sync round.
  */
 #ifndef KV_WATERMARK_H
 #define KV_WATERMARK_H

@@ -3,7 +3,8 @@
  * segment framing, torn-tail repair at every byte offset, mid-log damage,
  * snapshots against a model, sticky failure, recovery crashed at each of
  * its steps, the planted bugs, kv_apply, durable reads, group commit and
- * the data directory's lock and leftovers.
+ * the data directory's lock and leftovers, manual mode on the simulated
+ * disk, and the export and import of the whole state.
  *
  * Every case works in its own mkdtemp directory under /tmp and removes it,
  * also when an assertion fails. Randomized cases loop over seeds and print
@@ -11,6 +12,7 @@
  */
 #include "engine.h"
 #include "crc32c.h"
+#include "disk.h"
 #include "error.h"
 #include "log.h"
 #include "record.h"
@@ -2808,6 +2810,1170 @@ START_TEST(test_bug_parse_valid_and_invalid)
 }
 END_TEST
 
+/* ---- 13. manual mode on the simulated disk ----------------------------- */
+
+#define SIM_DIR "/d"
+
+static const enum kv_sync syncing_policies[] = {KV_SYNC_ALWAYS, KV_SYNC_BATCH};
+static const enum kv_sync all_policies[] = {KV_SYNC_ALWAYS, KV_SYNC_BATCH,
+                                            KV_SYNC_NONE};
+
+static const char *policy_name(enum kv_sync sync)
+{
+    return sync == KV_SYNC_ALWAYS  ? "always"
+           : sync == KV_SYNC_BATCH ? "batch"
+                                   : "none";
+}
+
+/* Returns a new simulated disk with an empty directory SIM_DIR. */
+static struct sim_disk *sim_new(uint64_t seed)
+{
+    struct sim_disk *d = NULL;
+
+    ck_assert_int_eq(sim_disk_new(&d, seed), 0);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    ck_assert_int_eq(v->mkdir(v->ctx, SIM_DIR, 0755), 0);
+    return d;
+}
+
+static struct kv_options manual_options(const struct kv_vfs *vfs,
+                                        enum kv_sync sync)
+{
+    struct kv_options o = options();
+
+    o.vfs = vfs;
+    o.manual = true;
+    o.sync = sync;
+    /* A sync thread would wait a whole second before each round. */
+    o.batch_ms = sync == KV_SYNC_BATCH ? 1000 : 0;
+    return o;
+}
+
+/* Cuts the power, closes e on the dead disk and brings the disk back. */
+static void crash_and_close(struct sim_disk *d, struct kv_engine *e,
+                            enum sim_crash mode)
+{
+    sim_disk_crash(d, mode);
+    kv_close(e);
+    sim_disk_restart(d);
+}
+
+/* Returns the number of threads of this process. */
+static size_t thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    size_t n = 0;
+
+    ck_assert_msg(d != NULL, "cannot open /proc/self/task: %s",
+                  strerror(errno));
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+struct sim_names {
+    char (*v)[NAME_SIZE];
+    size_t n;
+};
+
+static int add_sim_name(void *arg, const char *name)
+{
+    struct sim_names *names = arg;
+
+    names->v = realloc(names->v, (names->n + 1) * sizeof(*names->v));
+    ck_assert_ptr_nonnull(names->v);
+    snprintf(names->v[names->n++], NAME_SIZE, "%s", name);
+    return 0;
+}
+
+/* Returns the sorted names in SIM_DIR with prefix. The caller frees the
+ * v array. */
+static struct sim_names sim_list(const struct kv_vfs *v, const char *prefix)
+{
+    struct sim_names all = {NULL, 0};
+    struct sim_names out = {NULL, 0};
+
+    ck_assert_int_eq(v->list(v->ctx, SIM_DIR, add_sim_name, &all), 0);
+    for (size_t i = 0; i < all.n; i++) {
+        if (strncmp(all.v[i], prefix, strlen(prefix)) == 0)
+            add_sim_name(&out, all.v[i]);
+    }
+    free(all.v);
+    if (out.n > 1)
+        qsort(out.v, out.n, sizeof(*out.v), cmp_names);
+    return out;
+}
+
+static size_t sim_count(const struct kv_vfs *v, const char *prefix)
+{
+    struct sim_names names = sim_list(v, prefix);
+
+    free(names.v);
+    return names.n;
+}
+
+/* Appends every file of SIM_DIR to image, in name order: the name, its
+ * size and its bytes. */
+static void sim_image(const struct kv_vfs *v, struct fl_buf *image)
+{
+    struct sim_names names = sim_list(v, "");
+
+    for (size_t i = 0; i < names.n; i++) {
+        char path[PATH_SIZE];
+        off_t size = 0;
+        join_path(path, sizeof(path), SIM_DIR, names.v[i]);
+        int fd = v->open(v->ctx, path, O_RDONLY, 0);
+        ck_assert_msg(fd >= 0, "%s: cannot open %s: %s", ctx, path,
+                      fl_strerror(fd));
+        ck_assert_int_eq(v->size(v->ctx, fd, &size), 0);
+        unsigned char *data = malloc((size_t)size + 1);
+        ck_assert_ptr_nonnull(data);
+        ck_assert_int_eq(kv_vfs_read_all(v, fd, data, (size_t)size, 0), 0);
+        v->close(v->ctx, fd);
+        fl_buf_printf(image, "%s %lld\n", names.v[i], (long long)size);
+        fl_buf_add(image, data, (size_t)size);
+        free(data);
+    }
+    free(names.v);
+    ck_assert(!image->failed);
+}
+
+/* Reads the watermark stored on the simulated disk, or 0 without the
+ * file. */
+static uint64_t sim_watermark(const struct kv_vfs *v)
+{
+    struct kv_mark m;
+    char err[512] = "";
+
+    ck_assert_msg(kv_mark_open(&m, v, SIM_DIR, false, err, sizeof(err)) == 0,
+                  "%s: watermark: %s", ctx, err);
+    uint64_t seq = m.seq;
+    kv_mark_close(&m);
+    return seq;
+}
+
+/* Neither the sync thread nor the snapshot thread starts, whatever the
+ * policy. Without manual, the same open starts them. */
+START_TEST(test_manual_starts_no_thread)
+{
+    enum kv_sync sync = all_policies[_i];
+    struct sim_disk *d = sim_new(1);
+    struct kv_options o = manual_options(sim_disk_vfs(d), sync);
+
+    set_ctx("sync %s", policy_name(sync));
+    o.snapshot_every = 2;
+    size_t before = thread_count();
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    ck_assert_uint_eq(thread_count(), before);
+    put_ok(e, "k00", str("v"));
+    put_ok(e, "k01", str("v"));
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(thread_count(), before);
+    kv_close(e);
+
+    /* The count must include the engine's threads. It may exceed them,
+     * because a sanitizer's runtime can start a thread of its own. */
+    o.manual = false;
+    e = open_ok(SIM_DIR, &o);
+    size_t threads = sync == KV_SYNC_NONE ? 1 : 2;
+    ck_assert_uint_ge(thread_count(), before + threads);
+    kv_close(e);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* Records become durable only in kv_sync, which also moves the watermark
+ * every time. A power cut keeps what it synced and loses the rest. */
+START_TEST(test_manual_crash_keeps_synced_only)
+{
+    enum kv_sync sync = syncing_policies[_i];
+    struct sim_disk *d = sim_new(2);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    struct kv_options o = manual_options(v, sync);
+
+    set_ctx("sync %s", policy_name(sync));
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    uint64_t syncs = stats_of(e).syncs;
+    put_ok(e, "k00", str("synced"));
+    uint64_t b = put_ok(e, "k01", str("synced"));
+    ck_assert_uint_lt(kv_durable(e), b);
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(kv_durable(e), b);
+    ck_assert_uint_eq(stats_of(e).syncs, syncs + 1);
+    ck_assert_uint_eq(sim_watermark(v), b);
+
+    /* A second round right after the first moves the watermark too: no
+     * rate limit. */
+    uint64_t c = put_ok(e, "k02", str("synced too"));
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(kv_durable(e), c);
+    ck_assert_uint_eq(sim_watermark(v), c);
+
+    /* Nothing waits: no round. */
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(stats_of(e).syncs, syncs + 2);
+
+    uint64_t lost = put_ok(e, "k03", str("written, not synced"));
+    put_ok(e, "k00", str("overwritten, not synced"));
+    ck_assert_uint_lt(kv_durable(e), lost);
+    crash_and_close(d, e, SIM_CRASH_LOSE_UNSYNCED);
+
+    e = open_ok(SIM_DIR, &o);
+    expect_value(e, "k00", "synced");
+    expect_value(e, "k01", "synced");
+    expect_value(e, "k02", "synced too");
+    expect_value(e, "k03", NULL);
+    ck_assert_uint_eq(stats_of(e).last_seq, c);
+    kv_close(e);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* kv_wait runs the round itself instead of blocking, deferred records
+ * included, and rejects a sequence number that was never logged. */
+START_TEST(test_manual_wait_runs_round)
+{
+    enum kv_sync sync = all_policies[_i];
+    struct sim_disk *d = sim_new(3);
+    struct kv_options o = manual_options(sim_disk_vfs(d), sync);
+
+    set_ctx("sync %s", policy_name(sync));
+    o.deferred_writes = true;
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    uint64_t syncs = stats_of(e).syncs;
+    uint64_t a = put_ok(e, "k00", str("one"));
+    uint64_t b = put_ok(e, "k01", str("two"));
+    ck_assert_uint_lt(kv_durable(e), a);
+    ck_assert_int_eq(kv_wait(e, a), 0);
+    ck_assert_uint_ge(kv_durable(e), b);
+    uint64_t rounds = sync == KV_SYNC_NONE ? 0 : 1;
+    ck_assert_uint_eq(stats_of(e).syncs, syncs + rounds);
+
+    /* Already durable: no new round. */
+    ck_assert_int_eq(kv_wait(e, b), 0);
+    ck_assert_uint_eq(stats_of(e).syncs, syncs + rounds);
+
+    ck_assert_int_eq(kv_wait(e, b + 1), FL_EINPUT);
+    ck_assert_int_eq(kv_wait(e, UINT64_MAX), FL_EINPUT);
+    ck_assert(!stats_of(e).failed);
+    kv_close(e);
+
+    e = open_ok(SIM_DIR, &o);
+    expect_value(e, "k00", "one");
+    expect_value(e, "k01", "two");
+    kv_close(e);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* kv_sync honours snapshot_every in the caller. The writing calls take no
+ * snapshot, and kv_sync takes one once enough records were logged and
+ * drops the segments it covers. */
+START_TEST(test_manual_snapshot_every_inline)
+{
+    enum kv_sync sync = all_policies[_i];
+    struct sim_disk *d = sim_new(4);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    struct kv_options o = manual_options(v, sync);
+    char key[16];
+
+    set_ctx("sync %s", policy_name(sync));
+    o.snapshot_every = 5;
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    for (int i = 0; i < 4; i++) {
+        key_name(key, sizeof(key), i);
+        put_ok(e, key, str("first"));
+    }
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(stats_of(e).snapshots, 0);
+    put_ok(e, "k04", str("first"));
+    ck_assert_uint_eq(stats_of(e).snapshots, 0);
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(stats_of(e).snapshots, 1);
+    ck_assert_uint_eq(stats_of(e).snapshot_seq, 5);
+    ck_assert_uint_eq(sim_count(v, "snap-"), 1);
+    struct sim_names segments = sim_list(v, "wal-");
+    ck_assert_uint_eq(segments.n, 1);
+    ck_assert_str_eq(segments.v[0], "wal-00000000000000000006.log");
+    free(segments.v);
+
+    /* Four more records are not enough, and the fifth, a kv_apply batch,
+     * is. */
+    for (int i = 5; i < 9; i++) {
+        key_name(key, sizeof(key), i);
+        put_ok(e, key, str("second"));
+    }
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(stats_of(e).snapshots, 1);
+    struct kv_op op = {.type = KV_OP_DELETE, .key = str("k00")};
+    bool skipped = true;
+    uint64_t wait = 0;
+    ck_assert_int_eq(kv_apply(e, 4, &op, 1, &skipped, &wait), 0);
+    ck_assert(!skipped);
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_eq(stats_of(e).snapshots, 2);
+    ck_assert_uint_eq(stats_of(e).snapshot_seq, 10);
+    ck_assert_uint_eq(sim_count(v, "snap-"), 1);
+    crash_and_close(d, e, SIM_CRASH_LOSE_UNSYNCED);
+
+    e = open_ok(SIM_DIR, &o);
+    struct kv_stats s = stats_of(e);
+    ck_assert_uint_eq(s.snapshot_seq, 10);
+    ck_assert_uint_eq(s.recovered, 0);
+    ck_assert_uint_eq(s.last_applied, 4);
+    expect_value(e, "k00", NULL);
+    expect_value(e, "k04", "first");
+    expect_value(e, "k08", "second");
+    kv_close(e);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* What one seeded run leaves: the disk, the export and the counters. */
+struct run_result {
+    struct fl_buf image;
+    struct fl_buf export;
+    uint64_t applied;
+    struct kv_stats stats;
+};
+
+/*
+ * Runs a seeded mix of puts, deletes, compare-and-sets and kv_apply
+ * batches in manual mode on a fresh simulated disk, with kv_sync at
+ * random points, inline snapshots, small segments and one torn crash in
+ * the middle. The run's only inputs are the seed and the calls.
+ */
+static void manual_run(uint64_t seed, struct run_result *out)
+{
+    struct sim_disk *d = sim_new(seed);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    struct kv_options o = manual_options(v, KV_SYNC_ALWAYS);
+    struct fl_rng rng;
+    uint64_t index = 0;
+
+    o.deferred_writes = true;
+    o.segment_bytes = 512;
+    o.snapshot_every = 7;
+    fl_rng_seed(&rng, seed);
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    for (int step = 0; step < 300; step++) {
+        char key[16];
+        char value[32];
+        uint64_t wait = 0;
+        bool flag = false;
+        key_name(key, sizeof(key), (int)fl_rng_below(&rng, NKEYS));
+        snprintf(value, sizeof(value), "v%" PRIu64, fl_rng_next(&rng));
+        switch (fl_rng_below(&rng, 5)) {
+        case 0:
+            ck_assert_int_eq(kv_delete(e, str(key), &flag, &wait), 0);
+            break;
+        case 1:
+            ck_assert_int_eq(
+                kv_cas(e, str(key), str(value), str("swapped"), &flag, &wait),
+                0);
+            break;
+        case 2: {
+            struct kv_op op = {
+                .type = KV_OP_PUT, .key = str(key), .value = str(value)};
+            ck_assert_int_eq(kv_apply(e, ++index, &op, 1, &flag, &wait), 0);
+            break;
+        }
+        default:
+            put_ok(e, key, str(value));
+            break;
+        }
+        if (fl_rng_chance(&rng, 0.2))
+            ck_assert_int_eq(kv_sync(e), 0);
+        if (step == 150) {
+            crash_and_close(d, e, SIM_CRASH_TORN);
+            e = open_ok(SIM_DIR, &o);
+            index = stats_of(e).last_applied;
+        }
+    }
+    ck_assert_int_eq(kv_sync(e), 0);
+    fl_buf_init(&out->export);
+    ck_assert_int_eq(kv_export(e, &out->export, &out->applied), 0);
+    out->stats = stats_of(e);
+    kv_close(e);
+    fl_buf_init(&out->image);
+    sim_image(v, &out->image);
+    sim_disk_free(d);
+}
+
+static void run_result_free(struct run_result *r)
+{
+    fl_buf_free(&r->image);
+    fl_buf_free(&r->export);
+}
+
+static bool same_bytes(const struct fl_buf *a, const struct fl_buf *b)
+{
+    return a->len == b->len &&
+           (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* Two runs of one seed write the same bytes to the disk and end in the
+ * same state. Another seed writes other bytes. */
+START_TEST(test_manual_runs_identical)
+{
+    uint64_t seed = 40 + (uint64_t)_i;
+    struct run_result a, b, other;
+
+    set_ctx("seed %" PRIu64, seed);
+    manual_run(seed, &a);
+    manual_run(seed, &b);
+    manual_run(seed + 1000, &other);
+
+    ck_assert_msg(same_bytes(&a.image, &b.image),
+                  "%s: the disks differ (%zu and %zu bytes)", ctx, a.image.len,
+                  b.image.len);
+    ck_assert_msg(same_bytes(&a.export, &b.export), "%s: the exports differ",
+                  ctx);
+    ck_assert_uint_eq(a.applied, b.applied);
+    ck_assert_uint_eq(a.stats.last_seq, b.stats.last_seq);
+    ck_assert_uint_eq(a.stats.durable_seq, b.stats.durable_seq);
+    ck_assert_uint_eq(a.stats.keys, b.stats.keys);
+    ck_assert_uint_eq(a.stats.bytes, b.stats.bytes);
+    ck_assert_uint_eq(a.stats.last_applied, b.stats.last_applied);
+    ck_assert_uint_eq(a.stats.snapshots, b.stats.snapshots);
+    ck_assert_uint_eq(a.stats.snapshot_seq, b.stats.snapshot_seq);
+    ck_assert_uint_eq(a.stats.syncs, b.stats.syncs);
+    ck_assert_uint_eq(a.stats.recovered, b.stats.recovered);
+    ck_assert_uint_eq(a.stats.truncated, b.stats.truncated);
+    /* The run did something worth comparing. */
+    ck_assert_uint_gt(a.stats.snapshots, 0);
+    ck_assert_uint_gt(a.stats.last_applied, 0);
+    ck_assert_msg(!same_bytes(&a.image, &other.image),
+                  "%s: seed %" PRIu64 " wrote the same disk", ctx, seed + 1000);
+    run_result_free(&a);
+    run_result_free(&b);
+    run_result_free(&other);
+}
+END_TEST
+
+/* kv_close on a crashed disk returns: every call fails with EIO, so the
+ * flush, the last round and the watermark update fail and are logged. */
+START_TEST(test_manual_close_after_crash)
+{
+    enum kv_sync sync = all_policies[_i % 3];
+    bool deferred = _i >= 3;
+    struct sim_disk *d = sim_new(5);
+    struct kv_options o = manual_options(sim_disk_vfs(d), sync);
+
+    set_ctx("sync %s, deferred writes %d", policy_name(sync), deferred);
+    o.deferred_writes = deferred;
+    o.snapshot_every = 3;
+    o.segment_bytes = 256;
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    for (int i = 0; i < 6; i++)
+        put_ok(e, "k00", str("synced"));
+    ck_assert_int_eq(kv_sync(e), 0);
+    ck_assert_uint_gt(stats_of(e).snapshots, 0);
+    put_ok(e, "k01", str("pending"));
+    sim_disk_crash(d, SIM_CRASH_LOSE_UNSYNCED);
+    if (!deferred) {
+        /* The record goes to the disk at once and fails there. */
+        uint64_t wait = 0;
+        ck_assert_int_eq(kv_put(e, str("k02"), str("failed"), &wait),
+                         FL_ESTICKY);
+        ck_assert(stats_of(e).failed);
+    }
+    kv_close(e);
+    sim_disk_restart(d);
+
+    e = open_ok(SIM_DIR, &o);
+    expect_value(e, "k00", "synced");
+    expect_value(e, "k01", NULL);
+    expect_value(e, "k02", NULL);
+    kv_close(e);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* ---- 14. export and import --------------------------------------------- */
+
+/* Builds the state moved between engines in these cases: k00..k05 (k03
+ * deleted again, k05 empty), k07 with a value from a kv_apply batch, a
+ * binary key holding a 100 KiB value, and applied index 9. Records it in
+ * m, except the binary key. */
+static void build_source_state(struct kv_engine *e, struct model *m)
+{
+    static unsigned char big[100 * 1024];
+    static const unsigned char binary_key[] = {'b', 0, 'i', 0xff, 'n'};
+    char key[16];
+    char value[16];
+    bool existed = false;
+    uint64_t wait = 0;
+
+    memset(m, 0, sizeof(*m));
+    for (int i = 0; i < 5; i++) {
+        key_name(key, sizeof(key), i);
+        snprintf(value, sizeof(value), "new-%d", i);
+        put_ok(e, key, str(value));
+        model_set(m, i, value, strlen(value));
+    }
+    ck_assert_int_eq(kv_delete(e, str("k03"), &existed, &wait), 0);
+    ck_assert(existed);
+    m->present[3] = false;
+    put_ok(e, "k05", str(""));
+    model_set(m, 5, "", 0);
+    apply_one_put(e, 9, "k07", "applied", false);
+    model_set(m, 7, "applied", 7);
+    fill_pattern(big, sizeof(big), 7);
+    ck_assert_int_eq(kv_put(e, bytes(binary_key, sizeof(binary_key)),
+                            bytes(big, sizeof(big)), &wait),
+                     0);
+    ck_assert_int_eq(kv_sync(e), 0);
+}
+
+/* Checks that e contains the keys of m, the binary key of build_source_state
+ * and applied index applied, and that reads of them report durable
+ * waits. */
+static void expect_source_state(struct kv_engine *e, const struct model *m,
+                                uint64_t applied, const char *what)
+{
+    static const unsigned char binary_key[] = {'b', 0, 'i', 0xff, 'n'};
+    unsigned char big[100 * 1024];
+    struct fl_buf value;
+    bool found = false;
+    uint64_t wait = UINT64_MAX;
+
+    for (int i = 0; i < NKEYS; i++) {
+        char key[16];
+        model_expect_key(e, m, i, what);
+        key_name(key, sizeof(key), i);
+        fl_buf_init(&value);
+        ck_assert_int_eq(kv_get(e, str(key), &value, &found, &wait), 0);
+        ck_assert_msg(wait <= kv_durable(e),
+                      "%s: %s: a read of %s waits for %" PRIu64
+                      ", durable is %" PRIu64,
+                      ctx, what, key, wait, kv_durable(e));
+        fl_buf_free(&value);
+    }
+    fill_pattern(big, sizeof(big), 7);
+    fl_buf_init(&value);
+    ck_assert_int_eq(
+        kv_get(e, bytes(binary_key, sizeof(binary_key)), &value, &found, &wait),
+        0);
+    ck_assert_msg(found, "%s: %s: the binary key is missing", ctx, what);
+    ck_assert_uint_eq(value.len, sizeof(big));
+    ck_assert(memcmp(value.data, big, sizeof(big)) == 0);
+    ck_assert_msg(wait <= kv_durable(e),
+                  "%s: %s: read waits for %" PRIu64 ", durable is %" PRIu64,
+                  ctx, what, wait, kv_durable(e));
+    fl_buf_free(&value);
+    struct kv_stats s = stats_of(e);
+    ck_assert_uint_eq(s.keys, model_count(m) + 1);
+    ck_assert_uint_eq(s.last_applied, applied);
+}
+
+/* Exports the source state from a fresh engine on its own disk. */
+static void source_export(struct fl_buf *out, struct model *m)
+{
+    struct sim_disk *d = sim_new(6);
+    struct kv_options o = manual_options(sim_disk_vfs(d), KV_SYNC_ALWAYS);
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    uint64_t applied = 0;
+
+    build_source_state(e, m);
+    fl_buf_init(out);
+    ck_assert_int_eq(kv_export(e, out, &applied), 0);
+    ck_assert_uint_eq(applied, 9);
+    kv_close(e);
+    sim_disk_free(d);
+}
+
+/* Gives e the state the import replaces: k00..k07 as "old-i", k03
+ * included, k12 that the export lacks, and applied index 3. Records it in
+ * m. */
+static void build_target_state(struct kv_engine *e, struct model *m)
+{
+    char key[16];
+    char value[16];
+
+    memset(m, 0, sizeof(*m));
+    for (int i = 0; i < 8; i++) {
+        key_name(key, sizeof(key), i);
+        snprintf(value, sizeof(value), "old-%d", i);
+        put_ok(e, key, str(value));
+        model_set(m, i, value, strlen(value));
+    }
+    put_ok(e, "k12", str("only-old"));
+    model_set(m, 12, "only-old", 8);
+    apply_one_put(e, 3, "k06", "old-applied", false);
+    model_set(m, 6, "old-applied", 11);
+}
+
+static void import_ok(struct kv_engine *e, const struct fl_buf *data)
+{
+    char err[512] = "";
+    int rc = kv_import(e, data->data, data->len, err, sizeof(err));
+
+    ck_assert_msg(rc == 0, "%s: kv_import: %s (%s)", ctx, fl_strerror(rc), err);
+}
+
+/* An export moves the keys, the deletes and the applied index to another
+ * engine, whose own keys go, and kv_apply continues after the index. */
+START_TEST(test_export_import_round_trip)
+{
+    struct fl_buf data;
+    struct model source, target;
+    struct sim_disk *d = sim_new(7);
+    struct kv_options o = manual_options(sim_disk_vfs(d), KV_SYNC_ALWAYS);
+
+    source_export(&data, &source);
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    build_target_state(e, &target);
+    model_expect(e, &target, "before the import");
+    uint64_t last_seq = stats_of(e).last_seq;
+
+    import_ok(e, &data);
+    expect_source_state(e, &source, 9, "imported");
+    expect_value(e, "k12", NULL);
+    struct kv_stats s = stats_of(e);
+    ck_assert_uint_eq(s.last_seq, last_seq);
+    ck_assert_uint_eq(s.snapshot_seq, last_seq);
+    ck_assert_uint_ge(s.durable_seq, last_seq);
+
+    apply_one_put(e, 9, "k07", "replayed", true);
+    apply_one_put(e, 4, "k07", "replayed", true);
+    expect_value(e, "k07", "applied");
+    apply_one_put(e, 10, "k08", "after", false);
+    ck_assert_uint_eq(stats_of(e).last_applied, 10);
+
+    model_set(&source, 8, "after", 5);
+    kv_close(e);
+    e = open_ok(SIM_DIR, &o);
+    expect_source_state(e, &source, 10, "reopened");
+
+    /* The imported state moves on to a third engine like any other. */
+    struct fl_buf again;
+    uint64_t applied = 0;
+    fl_buf_init(&again);
+    ck_assert_int_eq(kv_export(e, &again, &applied), 0);
+    ck_assert_uint_eq(applied, 10);
+    kv_close(e);
+    struct sim_disk *third_disk = sim_new(70);
+    struct kv_options third_o =
+        manual_options(sim_disk_vfs(third_disk), KV_SYNC_ALWAYS);
+    struct kv_engine *third = open_ok(SIM_DIR, &third_o);
+    import_ok(third, &again);
+    expect_source_state(third, &source, 10, "exported again");
+    kv_close(third);
+
+    sim_disk_free(third_disk);
+    fl_buf_free(&again);
+    fl_buf_free(&data);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* Case names of test_import_survives_crash, by loop index. */
+static const char *const import_targets[] = {
+    "records since the last snapshot",
+    "nothing since the last snapshot",
+    "empty engine",
+    "deferred records not yet written",
+};
+
+/* A power cut right after kv_import returns, without kv_sync, recovers
+ * the imported state, also when nothing was logged since the last
+ * snapshot and on an engine that never logged anything. */
+START_TEST(test_import_survives_crash)
+{
+    struct fl_buf data;
+    struct model source, target;
+    struct sim_disk *d = sim_new(8);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    struct kv_options o = manual_options(v, KV_SYNC_ALWAYS);
+
+    set_ctx("%s", import_targets[_i]);
+    source_export(&data, &source);
+    o.deferred_writes = _i == 3;
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    if (_i != 2)
+        build_target_state(e, &target);
+    if (_i == 1) {
+        ck_assert_int_eq(kv_snapshot(e), 0);
+        ck_assert_uint_eq(stats_of(e).snapshot_seq, stats_of(e).last_seq);
+    }
+    if (_i == 3) {
+        ck_assert_int_eq(kv_sync(e), 0);
+        put_ok(e, "k12", str("deferred"));
+        put_ok(e, "k13", str("deferred"));
+    }
+    import_ok(e, &data);
+    expect_source_state(e, &source, 9, "imported");
+    crash_and_close(d, e, SIM_CRASH_LOSE_UNSYNCED);
+
+    e = open_ok(SIM_DIR, &o);
+    expect_source_state(e, &source, 9, "after the crash");
+    ck_assert_uint_eq(stats_of(e).recovered, 0);
+    ck_assert_uint_eq(sim_count(v, "snap-"), 1);
+    ck_assert_uint_eq(sim_count(v, "wal-"), 1);
+    kv_close(e);
+    e = open_ok(SIM_DIR, &o);
+    expect_source_state(e, &source, 9, "after a clean close");
+    kv_close(e);
+    fl_buf_free(&data);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* A kv_vfs over a simulated disk that cuts the power just before mutating
+ * call number crash_at reaches the disk, so that call and every later one
+ * fail. Mutating calls: open with O_CREAT, pwrite, the syncs, ftruncate,
+ * rename, unlink and mkdir. */
+struct crash_vfs {
+    struct kv_vfs vfs;
+    const struct kv_vfs *base;
+    struct sim_disk *disk;
+    enum sim_crash mode;
+    uint64_t mutating;
+    uint64_t crash_at; /* 0: never */
+};
+
+static const struct kv_vfs *crash_base(void *self, bool mutating)
+{
+    struct crash_vfs *c = self;
+
+    if (mutating && ++c->mutating == c->crash_at)
+        sim_disk_crash(c->disk, c->mode);
+    return c->base;
+}
+
+static int c_open(void *self, const char *path, int flags, int mode)
+{
+    const struct kv_vfs *b = crash_base(self, (flags & O_CREAT) != 0);
+    return b->open(b->ctx, path, flags, mode);
+}
+
+static int c_close(void *self, int fd)
+{
+    const struct kv_vfs *b = crash_base(self, false);
+    return b->close(b->ctx, fd);
+}
+
+static ssize_t c_pread(void *self, int fd, void *buf, size_t len, off_t off)
+{
+    const struct kv_vfs *b = crash_base(self, false);
+    return b->pread(b->ctx, fd, buf, len, off);
+}
+
+static ssize_t c_pwrite(void *self, int fd, const void *buf, size_t len,
+                        off_t off)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->pwrite(b->ctx, fd, buf, len, off);
+}
+
+static int c_fsync(void *self, int fd)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->fsync(b->ctx, fd);
+}
+
+static int c_fdatasync(void *self, int fd)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->fdatasync(b->ctx, fd);
+}
+
+static int c_ftruncate(void *self, int fd, off_t len)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->ftruncate(b->ctx, fd, len);
+}
+
+static int c_size(void *self, int fd, off_t *out)
+{
+    const struct kv_vfs *b = crash_base(self, false);
+    return b->size(b->ctx, fd, out);
+}
+
+static int c_rename(void *self, const char *from, const char *to)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->rename(b->ctx, from, to);
+}
+
+static int c_unlink(void *self, const char *path)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->unlink(b->ctx, path);
+}
+
+static int c_mkdir(void *self, const char *path, int mode)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->mkdir(b->ctx, path, mode);
+}
+
+static int c_fsync_dir(void *self, const char *path)
+{
+    const struct kv_vfs *b = crash_base(self, true);
+    return b->fsync_dir(b->ctx, path);
+}
+
+static int c_list(void *self, const char *path,
+                  int (*each)(void *self, const char *name), void *arg)
+{
+    const struct kv_vfs *b = crash_base(self, false);
+    return b->list(b->ctx, path, each, arg);
+}
+
+static void crash_vfs_init(struct crash_vfs *c, struct sim_disk *d,
+                           enum sim_crash mode)
+{
+    memset(c, 0, sizeof(*c));
+    c->base = sim_disk_vfs(d);
+    c->disk = d;
+    c->mode = mode;
+    c->vfs = (struct kv_vfs){
+        .ctx = c,
+        .open = c_open,
+        .close = c_close,
+        .pread = c_pread,
+        .pwrite = c_pwrite,
+        .fsync = c_fsync,
+        .fdatasync = c_fdatasync,
+        .ftruncate = c_ftruncate,
+        .size = c_size,
+        .rename = c_rename,
+        .unlink = c_unlink,
+        .mkdir = c_mkdir,
+        .fsync_dir = c_fsync_dir,
+        .list = c_list,
+    };
+}
+
+static bool same_model(const struct model *a, const struct model *b)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        if (a->present[i] != b->present[i])
+            return false;
+        if (a->present[i] &&
+            !model_value_is(a, i, bytes(b->value[i], b->len[i])))
+            return false;
+    }
+    return true;
+}
+
+/* A power cut at each mutating call of an import leaves the old state or
+ * the new one, never a mix. Once kv_import returned 0, it leaves the new
+ * one. */
+START_TEST(test_import_crash_at_each_step)
+{
+    enum sim_crash mode = _i ? SIM_CRASH_TORN : SIM_CRASH_LOSE_UNSYNCED;
+    struct fl_buf data;
+    struct model source, target;
+    bool saw_old = false;
+    bool saw_new = false;
+    bool finished = false;
+
+    source_export(&data, &source);
+    for (uint64_t n = 1; !finished; n++) {
+        struct sim_disk *d = sim_new(100 + n);
+        struct crash_vfs c;
+        struct model got;
+        char err[512] = "";
+
+        set_ctx("%s crash at mutating call %" PRIu64 " of the import",
+                _i ? "torn" : "lose-unsynced", n);
+        ck_assert_msg(n < 100, "%s: the import never finished", ctx);
+        crash_vfs_init(&c, d, mode);
+        struct kv_options o = manual_options(&c.vfs, KV_SYNC_ALWAYS);
+        struct kv_engine *e = open_ok(SIM_DIR, &o);
+        build_target_state(e, &target);
+        ck_assert_int_eq(kv_sync(e), 0);
+        c.crash_at = c.mutating + n;
+        int rc = kv_import(e, data.data, data.len, err, sizeof(err));
+        finished = c.mutating < c.crash_at;
+        if (finished) {
+            ck_assert_msg(rc == 0, "%s: kv_import: %s (%s)", ctx,
+                          fl_strerror(rc), err);
+            sim_disk_crash(d, mode);
+        } else {
+            ck_assert_msg(rc == FL_ESTICKY, "%s: kv_import returned %s (%s)",
+                          ctx, fl_strerror(rc), err);
+            ck_assert_msg(err[0] != '\0', "%s: no reason given", ctx);
+        }
+        kv_close(e);
+        sim_disk_restart(d);
+
+        struct kv_options plain =
+            manual_options(sim_disk_vfs(d), KV_SYNC_ALWAYS);
+        e = open_ok(SIM_DIR, &plain);
+        model_read(e, &got);
+        uint64_t applied = stats_of(e).last_applied;
+        if (same_model(&got, &source) && applied == 9) {
+            expect_source_state(e, &source, 9, "after the crash");
+            saw_new = true;
+        } else {
+            ck_assert_msg(!finished, "%s: the finished import was lost", ctx);
+            model_expect(e, &target, "neither the old nor the new state");
+            ck_assert_uint_eq(applied, 3);
+            saw_old = true;
+        }
+        kv_close(e);
+        sim_disk_free(d);
+    }
+    ck_assert(saw_old);
+    ck_assert(saw_new);
+    fl_buf_free(&data);
+}
+END_TEST
+
+/* Appends one body entry of the export format. */
+static void add_body_entry(struct fl_buf *b, const char *key, const char *value)
+{
+    unsigned char lens[8];
+
+    kv_put_u32(lens, (uint32_t)strlen(key));
+    kv_put_u32(lens + 4, (uint32_t)strlen(value));
+    fl_buf_add(b, lens, sizeof(lens));
+    fl_buf_adds(b, key);
+    fl_buf_adds(b, value);
+}
+
+/* Makes out an export with the given header fields, both checksums right,
+ * and body. */
+static void craft_export(struct fl_buf *out, uint32_t magic, uint32_t version,
+                         uint64_t count, const struct fl_buf *body)
+{
+    unsigned char hdr[KV_EXPORT_HEADER];
+
+    memset(hdr, 0, sizeof(hdr));
+    kv_put_u32(hdr, magic);
+    kv_put_u32(hdr + 4, version);
+    kv_put_u64(hdr + 8, 9);
+    kv_put_u64(hdr + 16, count);
+    kv_put_u64(hdr + 24, body->len);
+    kv_put_u32(hdr + 32, fl_crc32c(0, body->data, body->len));
+    kv_put_u32(hdr + 36, fl_crc32c(0, hdr, 36));
+    fl_buf_clear(out);
+    fl_buf_add(out, hdr, sizeof(hdr));
+    fl_buf_add(out, body->data, body->len);
+    ck_assert(!out->failed);
+}
+
+/* What an engine looks like from outside: its export and counters, and
+ * the files of its disk. */
+struct observed {
+    struct fl_buf export;
+    struct fl_buf image;
+    struct kv_stats stats;
+};
+
+static void observe(struct kv_engine *e, const struct kv_vfs *v,
+                    struct observed *ob)
+{
+    uint64_t applied = 0;
+
+    fl_buf_init(&ob->export);
+    fl_buf_init(&ob->image);
+    ck_assert_int_eq(kv_export(e, &ob->export, &applied), 0);
+    sim_image(v, &ob->image);
+    ob->stats = stats_of(e);
+}
+
+static void observed_free(struct observed *ob)
+{
+    fl_buf_free(&ob->export);
+    fl_buf_free(&ob->image);
+}
+
+/* Imports len bytes at data, which must be rejected as invalid input
+ * without any change to the engine or its disk. */
+static void expect_rejected(struct kv_engine *e, const struct kv_vfs *v,
+                            const struct observed *before, const void *data,
+                            size_t len, const char *reason)
+{
+    struct observed after;
+    char err[512] = "";
+    int rc = kv_import(e, data, len, err, sizeof(err));
+
+    ck_assert_msg(rc == FL_EINPUT, "%s: kv_import returned %s (%s)", ctx,
+                  fl_strerror(rc), err);
+    ck_assert_msg(strstr(err, reason) != NULL,
+                  "%s: the reason \"%s\" does not mention \"%s\"", ctx, err,
+                  reason);
+    observe(e, v, &after);
+    ck_assert_msg(same_bytes(&before->export, &after.export),
+                  "%s: the state changed", ctx);
+    ck_assert_msg(same_bytes(&before->image, &after.image),
+                  "%s: the disk changed", ctx);
+    ck_assert_uint_eq(after.stats.last_seq, before->stats.last_seq);
+    ck_assert_uint_eq(after.stats.last_applied, before->stats.last_applied);
+    ck_assert_uint_eq(after.stats.snapshots, before->stats.snapshots);
+    ck_assert(!after.stats.failed);
+    observed_free(&after);
+}
+
+/* Truncated, extended, damaged, foreign and inconsistent exports are
+ * rejected with FL_EINPUT, and the engine and its disk stay as they
+ * were. */
+START_TEST(test_import_rejects_invalid_data)
+{
+    struct fl_buf data, body, crafted;
+    struct model source, target;
+    struct observed before;
+    struct sim_disk *d = sim_new(9);
+    const struct kv_vfs *v = sim_disk_vfs(d);
+    struct kv_options o = manual_options(v, KV_SYNC_ALWAYS);
+
+    source_export(&data, &source);
+    o.deferred_writes = true;
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    build_target_state(e, &target);
+    ck_assert_int_eq(kv_sync(e), 0);
+    put_ok(e, "k13", str("deferred")); /* a rejected import writes nothing */
+    model_set(&target, 13, "deferred", 8);
+    observe(e, v, &before);
+
+    /* The export is 100 KiB: every cut in the header, then every 997th. */
+    for (size_t len = 0; len < data.len; len += len < 64 ? 1u : 997u) {
+        set_ctx("export cut to %zu of %zu bytes", len, data.len);
+        expect_rejected(e, v, &before, data.data, len,
+                        len < KV_EXPORT_HEADER ? "shorter than" : "follow it");
+    }
+    set_ctx("one byte appended");
+    fl_buf_addc(&data, 'x');
+    expect_rejected(e, v, &before, data.data, data.len, "follow it");
+    data.len--;
+
+    /* A flipped bit anywhere fails a checksum. */
+    for (size_t off = 0; off < data.len; off += off < 64 ? 1u : 1009u) {
+        set_ctx("bit flipped at offset %zu", off);
+        data.data[off] = (char)(data.data[off] ^ 0x10);
+        expect_rejected(e, v, &before, data.data, data.len,
+                        off < KV_EXPORT_HEADER ? "header checksum"
+                                               : "body checksum");
+        data.data[off] = (char)(data.data[off] ^ 0x10);
+    }
+
+    /* Well-formed checksums around wrong content. */
+    fl_buf_init(&body);
+    fl_buf_init(&crafted);
+    add_body_entry(&body, "k00", "a");
+    add_body_entry(&body, "k01", "b");
+    set_ctx("wrong magic");
+    craft_export(&crafted, KV_SNAP_MAGIC, KV_EXPORT_VERSION, 2, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len, "magic");
+    set_ctx("newer version");
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION + 1, 2, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len, "version 2");
+    set_ctx("count too high");
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION, 3, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len,
+                    "past the end of the body");
+    set_ctx("count too low");
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION, 1, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len,
+                    "bytes left after the last entry");
+    set_ctx("duplicate key");
+    add_body_entry(&body, "k00", "c");
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION, 3, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len, "more than once");
+    set_ctx("entry longer than the body");
+    fl_buf_clear(&body);
+    add_body_entry(&body, "k00", "a");
+    kv_put_u32((unsigned char *)body.data + 4, 1000);
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION, 1, &body);
+    expect_rejected(e, v, &before, crafted.data, crafted.len,
+                    "past the end of the body");
+
+    /* The crafted body itself is fine: with the right count it imports. */
+    set_ctx("valid crafted export");
+    fl_buf_clear(&body);
+    add_body_entry(&body, "k00", "a");
+    craft_export(&crafted, KV_EXPORT_MAGIC, KV_EXPORT_VERSION, 1, &body);
+    model_expect(e, &target, "after the rejections");
+    import_ok(e, &crafted);
+    expect_value(e, "k00", "a");
+    expect_value(e, "k13", NULL);
+    ck_assert_uint_eq(stats_of(e).keys, 1);
+    ck_assert_uint_eq(stats_of(e).last_applied, 9);
+    kv_close(e);
+
+    observed_free(&before);
+    fl_buf_free(&body);
+    fl_buf_free(&crafted);
+    fl_buf_free(&data);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* A failed engine neither exports nor imports. */
+START_TEST(test_export_import_sticky)
+{
+    struct fl_buf data, out;
+    struct model source;
+    struct sim_disk *d = sim_new(10);
+    struct kv_options o = manual_options(sim_disk_vfs(d), KV_SYNC_ALWAYS);
+    char err[512] = "";
+    uint64_t applied = 77;
+    uint64_t wait = 0;
+
+    source_export(&data, &source);
+    struct kv_engine *e = open_ok(SIM_DIR, &o);
+    put_ok(e, "k00", str("before"));
+    sim_disk_crash(d, SIM_CRASH_LOSE_UNSYNCED);
+    ck_assert_int_eq(kv_put(e, str("k01"), str("fails"), &wait), FL_ESTICKY);
+
+    fl_buf_init(&out);
+    ck_assert_int_eq(kv_export(e, &out, &applied), FL_ESTICKY);
+    ck_assert_uint_eq(applied, 77);
+    ck_assert_int_eq(kv_import(e, data.data, data.len, err, sizeof(err)),
+                     FL_ESTICKY);
+    ck_assert_ptr_nonnull(strstr(err, "reopened"));
+    kv_close(e);
+    fl_buf_free(&out);
+    fl_buf_free(&data);
+    sim_disk_free(d);
+}
+END_TEST
+
+/* With the sync and snapshot threads running and writers busy, an import
+ * still replaces the state at one point, reads after it are durable, and
+ * a reopen finds exactly the imported keys and whatever came after. */
+START_TEST(test_import_with_threads)
+{
+    struct fl_buf data;
+    struct model source, target;
+    struct kv_options o = options();
+    char dir[PATH_SIZE];
+
+    scratch_path(dir, sizeof(dir), "data");
+    source_export(&data, &source);
+    o.snapshot_every = 3;
+    o.segment_bytes = 512;
+    struct kv_engine *e = open_ok(dir, &o);
+    build_target_state(e, &target);
+    for (int round = 0; round < 20; round++) {
+        /* Records the snapshot thread is likely to be writing. */
+        for (int i = 0; i < 4; i++)
+            put_ok(e, "k14", str("busy"));
+        import_ok(e, &data);
+        expect_source_state(e, &source, 9, "imported");
+        expect_value(e, "k14", NULL);
+    }
+    apply_one_put(e, 10, "k08", "after", false);
+    kv_close(e);
+
+    e = open_ok(dir, &o);
+    model_set(&source, 8, "after", 5);
+    expect_source_state(e, &source, 10, "reopened");
+    ck_assert_uint_eq(count_names(dir, "snap-", ".snap"), 1);
+    kv_close(e);
+    fl_buf_free(&data);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 static TCase *new_case(Suite *s, const char *name, double timeout)
@@ -2884,6 +4050,24 @@ static Suite *kv_suite(void)
     t = new_case(s, "directory", 30);
     tcase_add_test(t, test_open_busy_directory);
     tcase_add_test(t, test_open_removes_leftover_tmp_files);
+
+    t = new_case(s, "manual", 60);
+    tcase_add_loop_test(t, test_manual_starts_no_thread, 0, 3);
+    tcase_add_loop_test(t, test_manual_crash_keeps_synced_only, 0, 2);
+    tcase_add_loop_test(t, test_manual_wait_runs_round, 0, 3);
+    tcase_add_loop_test(t, test_manual_snapshot_every_inline, 0, 3);
+    tcase_add_loop_test(t, test_manual_runs_identical, 0, 4);
+    tcase_add_loop_test(t, test_manual_close_after_crash, 0, 6);
+
+    t = new_case(s, "transfer", 60);
+    tcase_add_test(t, test_export_import_round_trip);
+    tcase_add_loop_test(
+        t, test_import_survives_crash, 0,
+        (int)(sizeof(import_targets) / sizeof(import_targets[0])));
+    tcase_add_loop_test(t, test_import_crash_at_each_step, 0, 2);
+    tcase_add_test(t, test_import_rejects_invalid_data);
+    tcase_add_test(t, test_export_import_sticky);
+    tcase_add_test(t, test_import_with_threads);
 
     t = new_case(s, "options", 10);
     tcase_add_test(t, test_sync_parse_valid_and_invalid);
