@@ -254,6 +254,7 @@ static void on_trace(void *arg, const struct rft_trace *t)
         }
         break;
     case RFT_TRACE_APPEND:
+    case RFT_TRACE_SNAPSHOT: /* nodes here take no snapshots yet */
         break;
     }
 }

@@ -22,16 +22,27 @@ struct pending_read {
 struct rft {
     struct rft_config cfg;
     struct fl_rng rng;
+    struct rft_conf conf; /* the configuration in force */
 
     enum rft_role role;
     uint64_t term;
     uint32_t vote;
     uint32_t leader;
 
-    /* The log: log[i] is the entry at index i + 1; each owns its data. */
+    /* The log: log[i] is the entry at index snap.index + 1 + i; each owns
+     * its data. The snapshot covers every index up to snap.index and owns
+     * its data too. */
     struct rft_entry *log;
     size_t n;
     size_t cap;
+    struct rft_snapshot snap;
+
+    /* Follower: the snapshot being received, its bytes in order, from the
+     * leader and term that started sending it. */
+    struct rft_snapshot incoming;
+    size_t incoming_cap;
+    uint32_t incoming_from;
+    uint64_t incoming_term;
 
     uint64_t commit;
     uint64_t applied;   /* handed to the driver to apply */
@@ -45,6 +56,10 @@ struct rft {
     unsigned quorum_elapsed; /* leader: ticks of the CheckQuorum period */
     uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
     uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
+    /* Leader: the snapshot index being sent to each follower, and how many
+     * of its bytes the follower confirmed. */
+    uint64_t snap_sent[RFT_MAX_NODES + 1];
+    uint64_t snap_offset[RFT_MAX_NODES + 1];
 
     /* ReadIndex: the leader's heartbeat round, the newest round each node
      * replied to, and the reads waiting. A read with index 0 waits for the
@@ -62,6 +77,7 @@ struct rft {
     bool hard_state;
     uint64_t truncate_from;
     uint64_t append_from; /* first entry appended in this step; 0: none */
+    bool installed;       /* this step installed a snapshot */
     struct rft_msg *msgs;
     size_t n_msgs;
     size_t msgs_cap;
@@ -100,13 +116,24 @@ static void set_commit(struct rft *r, uint64_t commit)
 
 static uint64_t last_index(const struct rft *r)
 {
-    return r->n;
+    return r->snap.index + r->n;
 }
 
-/* Returns the term of the entry at index, 0 for index 0 or past the end. */
+/* Returns the entry at index, which must be in the log. */
+static struct rft_entry *entry(const struct rft *r, uint64_t index)
+{
+    return &r->log[index - r->snap.index - 1];
+}
+
+/* Returns the term of the entry at index: the snapshot's term at its own
+ * index, and 0 for index 0, below the snapshot or past the end. */
 static uint64_t term_at(const struct rft *r, uint64_t index)
 {
-    return index >= 1 && index <= r->n ? r->log[index - 1].term : 0;
+    if (index == r->snap.index)
+        return r->snap.term;
+    if (index < r->snap.index || index > last_index(r))
+        return 0;
+    return entry(r, index)->term;
 }
 
 static uint64_t last_term(const struct rft *r)
@@ -136,10 +163,25 @@ static bool append_entry(struct rft *r, const struct rft_entry *e)
     r->log[r->n] = *e;
     r->log[r->n].data = copy;
     r->n++;
-    trace(r, RFT_TRACE_APPEND, e->term, 0, r->n, rft_entry_hash(e));
+    trace(r, RFT_TRACE_APPEND, e->term, 0, last_index(r), rft_entry_hash(e));
     if (r->append_from == 0)
-        r->append_from = r->n;
+        r->append_from = last_index(r);
     return true;
+}
+
+/* Drops the entries up to index, which a snapshot now covers. */
+static void drop_prefix(struct rft *r, uint64_t index)
+{
+    size_t drop = (size_t)(index - r->snap.index);
+
+    if (drop > r->n)
+        drop = r->n;
+    if (drop == 0)
+        return;
+    for (size_t i = 0; i < drop; i++)
+        free((void *)r->log[i].data);
+    memmove(r->log, r->log + drop, (r->n - drop) * sizeof(*r->log));
+    r->n -= drop;
 }
 
 /* Deletes the entries from index on (section 5.3, step 3 of the receiver
@@ -148,16 +190,16 @@ static void truncate_log(struct rft *r, uint64_t index)
 {
     /* Reported first, so a checker can still see what goes. */
     trace(r, RFT_TRACE_TRUNCATE, r->term, 0, index, 0);
-    while (r->n >= index) {
+    while (r->n > 0 && last_index(r) >= index) {
         free((void *)r->log[r->n - 1].data);
         r->n--;
     }
     if (r->truncate_from == 0 || index < r->truncate_from)
         r->truncate_from = index;
-    if (r->append_from > r->n)
+    if (r->append_from > last_index(r))
         r->append_from = 0;
-    if (r->persisted > r->n)
-        r->persisted = r->n;
+    if (r->persisted > last_index(r))
+        r->persisted = last_index(r);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -188,8 +230,8 @@ static struct rft_msg *new_msg(struct rft *r, enum rft_msg_type type,
 
 static bool is_member(const struct rft *r, uint32_t id)
 {
-    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
-        if (r->cfg.nodes[i] == id)
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        if (r->conf.nodes[i] == id)
             return true;
     }
     return false;
@@ -198,17 +240,50 @@ static bool is_member(const struct rft *r, uint32_t id)
 /* Checks whether count nodes are a majority of the configuration. */
 static bool quorum(const struct rft *r, size_t count)
 {
-    return count * 2 > r->cfg.n_nodes;
+    return count * 2 > r->conf.n_nodes;
 }
 
-/* Sends to peer the entries from its next index, or a heartbeat. Entries
- * point into the log, which stays put until the next step. */
+/* Sends peer the next chunk of the snapshot, from the offset it
+ * confirmed; a newer snapshot starts over. */
+static void send_snapshot(struct rft *r, uint32_t to)
+{
+    struct rft_msg *m = new_msg(r, RFT_MSG_SNAPSHOT, to);
+    uint64_t offset;
+    size_t len;
+
+    if (m == NULL)
+        return;
+    if (r->snap_sent[to] != r->snap.index) {
+        r->snap_sent[to] = r->snap.index;
+        r->snap_offset[to] = 0;
+    }
+    offset = r->snap_offset[to];
+    len = r->snap.len - (size_t)offset;
+    if (len > r->cfg.snapshot_chunk)
+        len = r->cfg.snapshot_chunk;
+    m->snapshot = r->snap;
+    m->snapshot.data = r->snap.data + offset;
+    m->snapshot.len = len;
+    m->offset = offset;
+    m->done = offset + len == r->snap.len;
+    m->commit = r->commit;
+    m->round = r->round;
+}
+
+/* Sends to peer the entries from its next index, or a heartbeat, or, when
+ * the entries it needs are compacted away, the snapshot (section 7).
+ * Entries point into the log, which stays put until the next step. */
 static void send_append(struct rft *r, uint32_t to)
 {
-    struct rft_msg *m = new_msg(r, RFT_MSG_APPEND, to);
+    struct rft_msg *m;
     uint64_t next = r->next[to];
     uint64_t last = last_index(r);
 
+    if (next <= r->snap.index) {
+        send_snapshot(r, to);
+        return;
+    }
+    m = new_msg(r, RFT_MSG_APPEND, to);
     if (m == NULL)
         return;
     m->prev_index = next - 1;
@@ -219,16 +294,16 @@ static void send_append(struct rft *r, uint32_t to)
         uint64_t n = last - next + 1;
         if (n > r->cfg.max_entries_per_append)
             n = r->cfg.max_entries_per_append;
-        m->entries = &r->log[next - 1];
+        m->entries = entry(r, next);
         m->n_entries = (size_t)n;
     }
 }
 
 static void broadcast_append(struct rft *r)
 {
-    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
-        if (r->cfg.nodes[i] != r->cfg.id)
-            send_append(r, r->cfg.nodes[i]);
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        if (r->conf.nodes[i] != r->cfg.id)
+            send_append(r, r->conf.nodes[i]);
     }
 }
 
@@ -287,8 +362,8 @@ static void settle_reads(struct rft *r)
     for (size_t i = 0; i < r->n_pending; i++) {
         struct pending_read *p = &r->pending[i];
         size_t count = 0;
-        for (size_t k = 0; p->index != 0 && k < r->cfg.n_nodes; k++) {
-            uint32_t id = r->cfg.nodes[k];
+        for (size_t k = 0; p->index != 0 && k < r->conf.n_nodes; k++) {
+            uint32_t id = r->conf.nodes[k];
             count += id == r->cfg.id || r->acked_round[id] >= p->round;
         }
         if (p->index != 0 && quorum(r, count) && p->index <= r->applied)
@@ -376,8 +451,8 @@ static void advance_commit(struct rft *r)
         if (term_at(r, n) != r->term && !any_term)
             break; /* terms only grow along the log */
         size_t count = 0;
-        for (size_t i = 0; i < r->cfg.n_nodes; i++)
-            count += r->match[r->cfg.nodes[i]] >= n;
+        for (size_t i = 0; i < r->conf.n_nodes; i++)
+            count += r->match[r->conf.nodes[i]] >= n;
         if (quorum(r, count)) {
             set_commit(r, n);
             break;
@@ -396,8 +471,8 @@ static void become_leader(struct rft *r)
     r->active = 0;
     r->quorum_elapsed = 0;
     r->round = 0;
-    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
-        uint32_t id = r->cfg.nodes[i];
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        uint32_t id = r->conf.nodes[i];
         r->next[id] = last_index(r) + 1;
         r->match[id] = 0;
         r->acked_round[id] = 0;
@@ -425,8 +500,8 @@ static void start_election(struct rft *r)
         become_leader(r);
         return;
     }
-    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
-        uint32_t id = r->cfg.nodes[i];
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        uint32_t id = r->conf.nodes[i];
         struct rft_msg *m;
         if (id == r->cfg.id || (m = new_msg(r, RFT_MSG_VOTE, id)) == NULL)
             continue;
@@ -447,8 +522,8 @@ static void start_pre_vote(struct rft *r)
         start_election(r);
         return;
     }
-    for (size_t i = 0; i < r->cfg.n_nodes; i++) {
-        uint32_t id = r->cfg.nodes[i];
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        uint32_t id = r->conf.nodes[i];
         struct rft_msg *m;
         if (id == r->cfg.id || (m = new_msg(r, RFT_MSG_PRE_VOTE, id)) == NULL)
             continue;
@@ -528,6 +603,10 @@ static void on_pre_vote_reply(struct rft *r, const struct rft_msg *m)
 static void on_append(struct rft *r, const struct rft_msg *m)
 {
     struct rft_msg *reply;
+    uint64_t prev = m->prev_index;
+    uint64_t prev_term = m->prev_term;
+    const struct rft_entry *entries = m->entries;
+    size_t n_entries = m->n_entries;
     size_t i;
 
     if (m->term < r->term) {
@@ -543,22 +622,36 @@ static void on_append(struct rft *r, const struct rft_msg *m)
     if (reply == NULL)
         return;
     reply->round = m->round;
-    if (m->prev_index > last_index(r) ||
-        term_at(r, m->prev_index) != m->prev_term) {
+    if (prev < r->snap.index) {
+        /* The entries up to the snapshot are committed, so they match the
+         * leader's; never compare against a compacted index (R5). Skip
+         * them and go on from the snapshot's index. */
+        uint64_t skip = r->snap.index - prev;
+        if (skip >= n_entries) {
+            reply->success = true;
+            reply->match = r->snap.index;
+            return;
+        }
+        prev = r->snap.index;
+        prev_term = entries[skip - 1].term;
+        entries += skip;
+        n_entries -= (size_t)skip;
+    }
+    if (prev > last_index(r) || term_at(r, prev) != prev_term) {
         /* No matching entry before the new ones: ask for earlier ones.
          * Index 0 always matches a correct leader; a message claiming
          * otherwise gets hint 0, never an underflow. */
-        if (m->prev_index > last_index(r))
+        if (prev > last_index(r))
             reply->match = last_index(r);
         else
-            reply->match = m->prev_index > 0 ? m->prev_index - 1 : 0;
+            reply->match = prev > 0 ? prev - 1 : 0;
         return;
     }
-    for (i = 0; i < m->n_entries; i++) {
-        uint64_t index = m->prev_index + 1 + i;
+    for (i = 0; i < n_entries; i++) {
+        uint64_t index = prev + 1 + i;
         if (index > last_index(r))
             break;
-        if (term_at(r, index) != m->entries[i].term ||
+        if (term_at(r, index) != entries[i].term ||
             (r->cfg.bugs & RFT_BUG_TRUNCATE_ON_MATCH)) {
             truncate_log(r, index);
             break;
@@ -566,17 +659,30 @@ static void on_append(struct rft *r, const struct rft_msg *m)
         /* Same index and term: the same entry. Never truncate on a
          * match, or a delayed message would erase newer entries. */
     }
-    for (; i < m->n_entries; i++) {
-        if (!append_entry(r, &m->entries[i])) {
+    for (; i < n_entries; i++) {
+        if (!append_entry(r, &entries[i])) {
             r->failed = true;
             return;
         }
     }
     /* Commit only what this message proved to match the leader's log. */
-    uint64_t verified = m->prev_index + m->n_entries;
+    uint64_t verified = prev + n_entries;
     set_commit(r, m->commit < verified ? m->commit : verified);
     reply->success = true;
     reply->match = verified;
+}
+
+/* Records that follower from's log matches the leader's up to match, and
+ * sends it what follows. */
+static void follower_matches(struct rft *r, uint32_t from, uint64_t match)
+{
+    if (match > r->match[from])
+        r->match[from] = match;
+    if (r->next[from] < match + 1)
+        r->next[from] = match + 1;
+    advance_commit(r);
+    if (r->next[from] <= last_index(r))
+        send_append(r, from);
 }
 
 static void on_append_reply(struct rft *r, const struct rft_msg *m)
@@ -589,13 +695,7 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
     if (m->round > r->acked_round[from])
         r->acked_round[from] = m->round;
     if (m->success) {
-        if (m->match > r->match[from])
-            r->match[from] = m->match;
-        if (r->next[from] < m->match + 1)
-            r->next[from] = m->match + 1;
-        advance_commit(r);
-        if (r->next[from] <= last_index(r))
-            send_append(r, from);
+        follower_matches(r, from, m->match);
         return;
     }
     /* Back off, using the follower's hint, but never below index 1. */
@@ -604,6 +704,130 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
         next = m->match + 1;
     r->next[from] = next;
     send_append(r, from);
+}
+
+/* Appends a chunk to the snapshot being received. */
+static bool add_chunk(struct rft *r, const unsigned char *data, size_t len)
+{
+    struct rft_snapshot *in = &r->incoming;
+
+    if (in->len + len > r->incoming_cap) {
+        size_t cap = r->incoming_cap ? r->incoming_cap : 4096;
+        while (cap < in->len + len)
+            cap *= 2;
+        unsigned char *p = realloc((void *)in->data, cap);
+        if (p == NULL)
+            return false;
+        in->data = p;
+        r->incoming_cap = cap;
+    }
+    if (len > 0)
+        memcpy((unsigned char *)in->data + in->len, data, len);
+    in->len += len;
+    return true;
+}
+
+/* Makes the received snapshot this node's (section 7). Entries after it
+ * stay when the log contains its last entry. Otherwise the whole log goes,
+ * because the snapshot has newer committed state than any of it. */
+static void install_snapshot(struct rft *r)
+{
+    struct rft_snapshot *in = &r->incoming;
+    bool keep = in->index <= last_index(r) && term_at(r, in->index) == in->term;
+
+    if (!keep && last_index(r) > in->index)
+        truncate_log(r, in->index + 1);
+    drop_prefix(r, in->index);
+    free((void *)r->snap.data);
+    r->snap = *in;
+    r->conf = in->conf;
+    *in = (struct rft_snapshot){0};
+    r->incoming_cap = 0;
+    r->installed = true;
+    trace(r, RFT_TRACE_SNAPSHOT, r->snap.term, 1, r->snap.index,
+          fl_crc32c(0, r->snap.data, r->snap.len));
+    set_commit(r, r->snap.index);
+    r->applied = r->snap.index;
+    if (r->persisted < r->snap.index)
+        r->persisted = r->snap.index;
+}
+
+static void on_snapshot_msg(struct rft *r, const struct rft_msg *m)
+{
+    const struct rft_snapshot *s = &m->snapshot;
+    struct rft_snapshot *in = &r->incoming;
+    struct rft_msg *reply;
+
+    if (m->term < r->term) {
+        /* The newer term in the reply makes the stale leader step down. */
+        reply = new_msg(r, RFT_MSG_SNAPSHOT_REPLY, m->from);
+        if (reply != NULL)
+            reply->snapshot.index = s->index;
+        return;
+    }
+    become_follower(r, m->from);
+    reply = new_msg(r, RFT_MSG_SNAPSHOT_REPLY, m->from);
+    if (reply == NULL)
+        return;
+    reply->round = m->round;
+    reply->snapshot.index = s->index;
+    if (s->index <= r->commit) {
+        /* Every entry it covers is committed here already. */
+        reply->done = reply->success = true;
+        reply->match = s->index;
+        return;
+    }
+    if (m->offset == 0) {
+        /* A new snapshot, or this one from the start. */
+        in->index = s->index;
+        in->term = s->term;
+        in->conf = s->conf;
+        in->len = 0;
+        r->incoming_from = m->from;
+        r->incoming_term = m->term;
+    }
+    /* Chunks count only in order and from the one leader that started:
+     * two leaders' snapshots of one index may differ byte for byte. */
+    if (in->index != s->index || r->incoming_from != m->from ||
+        r->incoming_term != m->term || m->offset != in->len ||
+        s->conf.n_nodes == 0 || s->conf.n_nodes > RFT_MAX_NODES) {
+        bool same = in->index == s->index && r->incoming_from == m->from &&
+                    r->incoming_term == m->term;
+        reply->offset = same ? in->len : 0;
+        return;
+    }
+    if (!add_chunk(r, s->data, s->len)) {
+        r->failed = true;
+        return;
+    }
+    reply->offset = in->len;
+    if (!m->done)
+        return;
+    install_snapshot(r);
+    reply->done = reply->success = true;
+    reply->match = r->snap.index;
+}
+
+static void on_snapshot_reply(struct rft *r, const struct rft_msg *m)
+{
+    uint32_t from = m->from;
+
+    if (r->role != RFT_LEADER || m->term != r->term || !is_member(r, from))
+        return;
+    if (m->round > r->acked_round[from])
+        r->acked_round[from] = m->round;
+    if (m->done) {
+        follower_matches(r, from, m->match);
+        return;
+    }
+    /* A reply about an older snapshot is stale: the next heartbeat sends
+     * the current one. */
+    if (m->snapshot.index != r->snap.index ||
+        r->snap_sent[from] != r->snap.index || m->offset > r->snap.len ||
+        r->next[from] > r->snap.index)
+        return;
+    r->snap_offset[from] = m->offset;
+    send_snapshot(r, from);
 }
 
 /* Checks whether this node heard from a live leader within the minimum
@@ -630,7 +854,9 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
                        (m->type == RFT_MSG_PRE_VOTE_REPLY && m->granted);
     if (m->term > r->term && !prospective) {
         adopt_term(r, m->term);
-        become_follower(r, m->type == RFT_MSG_APPEND ? m->from : 0);
+        bool from_leader =
+            m->type == RFT_MSG_APPEND || m->type == RFT_MSG_SNAPSHOT;
+        become_follower(r, from_leader ? m->from : 0);
     }
     if (r->role == RFT_LEADER && m->term == r->term)
         r->active |= 1u << m->from;
@@ -652,6 +878,12 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
         break;
     case RFT_MSG_PRE_VOTE_REPLY:
         on_pre_vote_reply(r, m);
+        break;
+    case RFT_MSG_SNAPSHOT:
+        on_snapshot_msg(r, m);
+        break;
+    case RFT_MSG_SNAPSHOT_REPLY:
+        on_snapshot_reply(r, m);
         break;
     }
 }
@@ -710,12 +942,43 @@ static void on_propose(struct rft *r, const struct rft_event *ev,
     broadcast_append(r);
 }
 
+/* The driver saved its state machine up to ev->index: keep the bytes and
+ * drop the log they cover (section 7). */
+static void on_snapshot_taken(struct rft *r, const struct rft_event *ev)
+{
+    unsigned char *copy = NULL;
+
+    if (ev->index <= r->snap.index || ev->index > r->applied)
+        return;
+    if (ev->len > 0) {
+        copy = malloc(ev->len);
+        if (copy == NULL) {
+            r->failed = true;
+            return;
+        }
+        memcpy(copy, ev->data, ev->len);
+    }
+    uint64_t term = term_at(r, ev->index);
+    drop_prefix(r, ev->index);
+    free((void *)r->snap.data);
+    r->snap = (struct rft_snapshot){
+        .index = ev->index,
+        .term = term,
+        .conf = r->conf,
+        .data = copy,
+        .len = ev->len,
+    };
+    trace(r, RFT_TRACE_SNAPSHOT, term, 0, ev->index,
+          fl_crc32c(0, copy, ev->len));
+}
+
 int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
 {
     memset(u, 0, sizeof(*u));
     r->hard_state = false;
     r->truncate_from = 0;
     r->append_from = 0;
+    r->installed = false;
     r->n_msgs = 0;
     r->n_ready = 0;
     r->failed = false;
@@ -729,7 +992,8 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
         break;
     case RFT_EV_PERSISTED:
         if (ev->index > r->persisted)
-            r->persisted = ev->index < r->n ? ev->index : r->n;
+            r->persisted =
+                ev->index < last_index(r) ? ev->index : last_index(r);
         if (r->role == RFT_LEADER)
             advance_commit(r);
         break;
@@ -739,6 +1003,9 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
     case RFT_EV_READ:
         on_read(r, ev);
         break;
+    case RFT_EV_SNAPSHOT:
+        on_snapshot_taken(r, ev);
+        break;
     }
 
     u->hard_state = r->hard_state;
@@ -747,14 +1014,14 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
     u->truncate_from = r->truncate_from;
     if (r->append_from != 0) {
         u->first_index = r->append_from;
-        u->entries = &r->log[r->append_from - 1];
-        u->n_entries = (size_t)(r->n - r->append_from + 1);
+        u->entries = entry(r, r->append_from);
+        u->n_entries = (size_t)(last_index(r) - r->append_from + 1);
     }
     u->msgs = r->msgs;
     u->n_msgs = r->n_msgs;
     if (r->commit > r->applied) {
         u->first_committed = r->applied + 1;
-        u->committed = &r->log[r->applied];
+        u->committed = entry(r, r->applied + 1);
         u->n_committed = (size_t)(r->commit - r->applied);
         for (size_t i = 0; i < u->n_committed; i++)
             trace(r, RFT_TRACE_APPLY, u->committed[i].term, 0,
@@ -768,6 +1035,7 @@ int rft_step(struct rft *r, const struct rft_event *ev, struct rft_update *u)
     u->n_msgs = r->n_msgs;
     u->reads = r->ready;
     u->n_reads = r->n_ready;
+    u->snapshot = r->installed ? &r->snap : NULL;
     return r->failed ? -ENOMEM : 0;
 }
 
@@ -781,6 +1049,7 @@ static const struct {
     {"commit-prior-term", RFT_BUG_COMMIT_PRIOR_TERM},
     {"stale-read", RFT_BUG_STALE_READ},
     {"truncate-on-match", RFT_BUG_TRUNCATE_ON_MATCH},
+    {"no-session-dedup", RFT_BUG_NO_SESSION_DEDUP},
 };
 
 int rft_bug_parse(const char *name, unsigned *bit)
@@ -797,27 +1066,38 @@ int rft_bug_parse(const char *name, unsigned *bit)
 const char *rft_bug_names(void)
 {
     return "no-persist-vote, commit-prior-term, stale-read, "
-           "truncate-on-match";
+           "truncate-on-match, no-session-dedup";
+}
+
+/* Checks a configuration: 1 to RFT_MAX_NODES distinct ids in range. */
+static int check_conf(const uint32_t *nodes, size_t n, char *err,
+                      size_t errsize)
+{
+    if (n == 0 || n > RFT_MAX_NODES)
+        return fl_input_error(err, errsize, "%zu nodes: expected 1 to %d", n,
+                              RFT_MAX_NODES);
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[i] == 0 || nodes[i] > RFT_MAX_NODES)
+            return fl_input_error(err, errsize, "node id %u: expected 1 to %d",
+                                  nodes[i], RFT_MAX_NODES);
+        for (size_t j = 0; j < i; j++) {
+            if (nodes[j] == nodes[i])
+                return fl_input_error(err, errsize, "node id %u appears twice",
+                                      nodes[i]);
+        }
+    }
+    return 0;
 }
 
 static int check_config(const struct rft_config *c, char *err, size_t errsize)
 {
     bool self = false;
+    int rc = check_conf(c->nodes, c->n_nodes, err, errsize);
 
-    if (c->n_nodes == 0 || c->n_nodes > RFT_MAX_NODES)
-        return fl_input_error(err, errsize, "%zu nodes: expected 1 to %d",
-                              c->n_nodes, RFT_MAX_NODES);
-    for (size_t i = 0; i < c->n_nodes; i++) {
-        if (c->nodes[i] == 0 || c->nodes[i] > RFT_MAX_NODES)
-            return fl_input_error(err, errsize, "node id %u: expected 1 to %d",
-                                  c->nodes[i], RFT_MAX_NODES);
-        for (size_t j = 0; j < i; j++) {
-            if (c->nodes[j] == c->nodes[i])
-                return fl_input_error(err, errsize, "node id %u appears twice",
-                                      c->nodes[i]);
-        }
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < c->n_nodes; i++)
         self |= c->nodes[i] == c->id;
-    }
     if (!self)
         return fl_input_error(err, errsize, "node id %u is not among the nodes",
                               c->id);
@@ -828,6 +1108,41 @@ static int check_config(const struct rft_config *c, char *err, size_t errsize)
             "election_ticks %u and heartbeat_ticks %u: "
             "expected 0 < heartbeat < election, election >= 2",
             c->election_ticks, c->heartbeat_ticks);
+    return 0;
+}
+
+/* Takes over what the node persisted: hard state, snapshot, log. */
+static int restore(struct rft *r, const struct rft_durable *d, char *err,
+                   size_t errsize)
+{
+    const struct rft_snapshot *s = &d->snapshot;
+    int rc;
+
+    r->term = d->term;
+    r->vote = d->vote;
+    if (s->index > 0) {
+        rc = check_conf(s->conf.nodes, s->conf.n_nodes, err, errsize);
+        if (rc != 0)
+            return rc;
+        r->snap = *s;
+        r->snap.data = NULL;
+        if (s->len > 0) {
+            unsigned char *copy = malloc(s->len);
+            if (copy == NULL)
+                return -ENOMEM;
+            memcpy(copy, s->data, s->len);
+            r->snap.data = copy;
+        }
+        r->conf = s->conf;
+        r->commit = r->applied = s->index;
+    }
+    /* Restored entries are not new appends: the boot event covers them. */
+    r->cfg.trace = NULL;
+    for (size_t i = 0; i < d->n_entries; i++) {
+        if (!append_entry(r, &d->entries[i]))
+            return -ENOMEM;
+    }
+    r->persisted = last_index(r);
     return 0;
 }
 
@@ -847,23 +1162,20 @@ int rft_new(struct rft **out, const struct rft_config *config,
     r->cfg = *config;
     if (r->cfg.max_entries_per_append == 0)
         r->cfg.max_entries_per_append = 64;
+    if (r->cfg.snapshot_chunk == 0)
+        r->cfg.snapshot_chunk = 64 * 1024;
+    memcpy(r->conf.nodes, config->nodes, sizeof(r->conf.nodes));
+    r->conf.n_nodes = config->n_nodes;
     fl_rng_seed_stream(&r->rng, config->seed, config->id);
     if (durable != NULL) {
-        r->term = durable->term;
-        r->vote = durable->vote;
-        /* Restored entries are not new appends: the boot event covers
-         * them. */
-        r->cfg.trace = NULL;
-        for (size_t i = 0; i < durable->n_entries; i++) {
-            if (!append_entry(r, &durable->entries[i])) {
-                rft_free(r);
-                return -ENOMEM;
-            }
-        }
-        r->persisted = r->n;
+        rc = restore(r, durable, err, errsize);
         r->cfg.trace = config->trace;
+        if (rc != 0) {
+            rft_free(r);
+            return rc;
+        }
     }
-    trace(r, RFT_TRACE_BOOT, r->term, r->vote, r->n, 0);
+    trace(r, RFT_TRACE_BOOT, r->term, r->vote, last_index(r), 0);
     r->role = RFT_FOLLOWER;
     reset_timer(r);
     *out = r;
@@ -877,6 +1189,8 @@ void rft_free(struct rft *r)
     for (size_t i = 0; i < r->n; i++)
         free((void *)r->log[i].data);
     free(r->log);
+    free((void *)r->snap.data);
+    free((void *)r->incoming.data);
     free(r->msgs);
     free(r->pending);
     free(r->ready);
@@ -905,10 +1219,27 @@ uint64_t rft_commit(const struct rft *r)
 
 uint64_t rft_last_index(const struct rft *r)
 {
-    return r->n;
+    return last_index(r);
+}
+
+uint64_t rft_applied(const struct rft *r)
+{
+    return r->applied;
+}
+
+const struct rft_snapshot *rft_snapshot_of(const struct rft *r)
+{
+    return &r->snap;
+}
+
+const struct rft_conf *rft_conf_of(const struct rft *r)
+{
+    return &r->conf;
 }
 
 const struct rft_entry *rft_entry_at(const struct rft *r, uint64_t index)
 {
-    return index >= 1 && index <= r->n ? &r->log[index - 1] : NULL;
+    if (index <= r->snap.index || index > last_index(r))
+        return NULL;
+    return entry(r, index);
 }

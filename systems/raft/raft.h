@@ -32,9 +32,21 @@
  * leader serves a read only after it committed an entry of its own term,
  * at its commit index, once a majority replied to a heartbeat round sent
  * after the read arrived; there are no lease reads.
+ * Snapshots (paper section 7): the driver saves its state machine at an
+ * applied index and hands the bytes to the core (RFT_EV_SNAPSHOT), which
+ * drops the log up to that index and keeps the bytes. A leader uses them
+ * to bring a follower that lags behind its log up to date, streaming them
+ * in chunks (InstallSnapshot). The follower assembles the chunks in order.
+ * Once the last one arrives, it discards the log the snapshot replaces,
+ * keeping the entries after it when its log agrees at the snapshot's
+ * index, and hands the snapshot to its driver to install.
+ * The cluster configuration (the voters) is part of each snapshot and of
+ * the durable state given to rft_new, so membership changes can later
+ * move it through the log.
+ * Client sessions (thesis section 6.3) belong to the state machine, whose
+ * table must change in the same atomic step as the command it answers;
+ * session.h holds the command envelope and the rule.
  * The core reports what it does through an optional tracer (rft_trace).
- * TODO: snapshots and InstallSnapshot, and client sessions are not written
- * yet.
  */
 #ifndef RFT_RAFT_H
 #define RFT_RAFT_H
@@ -57,6 +69,22 @@ enum rft_entry_type {
     RFT_ENTRY_COMMAND = 2, /* a client command for the state machine */
 };
 
+/* The voting members of the cluster. */
+struct rft_conf {
+    uint32_t nodes[RFT_MAX_NODES];
+    size_t n_nodes;
+};
+
+/* A state machine saved at index, the last entry it covers, of term term,
+ * with the configuration in force at that index. */
+struct rft_snapshot {
+    uint64_t index; /* 0: no snapshot */
+    uint64_t term;
+    struct rft_conf conf;
+    const unsigned char *data;
+    size_t len;
+};
+
 struct rft_entry {
     uint64_t term;
     enum rft_entry_type type;
@@ -71,6 +99,8 @@ enum rft_msg_type {
     RFT_MSG_APPEND_REPLY, /* its answer */
     RFT_MSG_PRE_VOTE,     /* "would you vote for me in term T?" */
     RFT_MSG_PRE_VOTE_REPLY,
+    RFT_MSG_SNAPSHOT,       /* InstallSnapshot: one chunk */
+    RFT_MSG_SNAPSHOT_REPLY, /* its answer */
 };
 
 struct rft_msg {
@@ -96,9 +126,19 @@ struct rft_msg {
      * leader's next try. */
     bool success;
     uint64_t match;
-    /* RFT_MSG_APPEND: the leader's heartbeat round, echoed in the reply, so
-     * the leader can tell which of its rounds a majority replied to. */
+    /* RFT_MSG_APPEND, RFT_MSG_SNAPSHOT: the leader's heartbeat round,
+     * echoed in the reply, so the leader can tell which of its rounds a
+     * majority replied to. */
     uint64_t round;
+    /* RFT_MSG_SNAPSHOT: the snapshot's index, term and configuration, and
+     * len bytes of it from offset on; done marks the last chunk.
+     * RFT_MSG_SNAPSHOT_REPLY: snapshot.index names the snapshot, offset is
+     * how many of its bytes the follower has received in order, and done says
+     * it installed the snapshot or already had every entry it covers; then
+     * success is set and match is snapshot.index. */
+    struct rft_snapshot snapshot;
+    uint64_t offset;
+    bool done;
 };
 
 enum rft_event_type {
@@ -107,6 +147,11 @@ enum rft_event_type {
     RFT_EV_PERSISTED, /* the log is on disk up to index */
     RFT_EV_PROPOSE,   /* a client command, data and len */
     RFT_EV_READ,      /* a linearizable read, named by read_id */
+    /* The driver saved its state machine, as applied up to index, as data
+     * and len. The index must be applied and above the current snapshot.
+     * The core keeps a copy and drops the log up to index, and the driver
+     * then deletes those entries from its own log storage. */
+    RFT_EV_SNAPSHOT,
 };
 
 struct rft_event {
@@ -151,6 +196,13 @@ struct rft_update {
      * applied. */
     const struct rft_read *reads;
     size_t n_reads;
+
+    /* A snapshot from the leader, complete: persist it and load it into
+     * the state machine in step 1 of the contract, after the hard state
+     * and before the truncation. Log entries up to snapshot->index are
+     * gone; truncate_from is snapshot->index + 1 when the entries after it
+     * are gone too. The committed entries that follow come after it. */
+    const struct rft_snapshot *snapshot;
 };
 
 /* Events the core reports as they happen, so a checker can audit a run
@@ -165,6 +217,9 @@ enum rft_trace_type {
     RFT_TRACE_TRUNCATE, /* entries from index on are about to be deleted */
     RFT_TRACE_COMMIT,   /* commit index moved to index */
     RFT_TRACE_APPLY,    /* index, term and hash handed to the driver */
+    /* index and term of a snapshot taken (vote 0) or installed from the
+     * leader (vote 1); hash is the CRC32C of its data. */
+    RFT_TRACE_SNAPSHOT,
 };
 
 struct rft_trace {
@@ -184,33 +239,39 @@ typedef void (*rft_tracer)(void *arg, const struct rft_trace *event);
 #define RFT_BUG_COMMIT_PRIOR_TERM (1u << 1) /* Figure 8: count old entries */
 #define RFT_BUG_STALE_READ        (1u << 2) /* reads skip ReadIndex */
 #define RFT_BUG_TRUNCATE_ON_MATCH (1u << 3) /* replace matching entries */
+#define RFT_BUG_NO_SESSION_DEDUP  (1u << 4) /* apply retried commands again */
 
 /* Parses a planted bug name: no-persist-vote, commit-prior-term,
- * stale-read or truncate-on-match; returns 0 and its RFT_BUG_* bit, or
- * FL_EINPUT. */
+ * stale-read, truncate-on-match or no-session-dedup; returns 0 and its
+ * RFT_BUG_* bit, or FL_EINPUT. */
 int rft_bug_parse(const char *name, unsigned *bit);
 
 /* Returns a comma-separated list of the planted bug names, for help. */
 const char *rft_bug_names(void);
 
 struct rft_config {
-    uint32_t id;                   /* this node, 1..RFT_MAX_NODES */
-    uint32_t nodes[RFT_MAX_NODES]; /* every voter, this node included */
+    uint32_t id; /* this node, 1..RFT_MAX_NODES */
+    /* Every voter, this node included: the configuration a new cluster
+     * starts with. A durable snapshot's configuration replaces it. */
+    uint32_t nodes[RFT_MAX_NODES];
     size_t n_nodes;
     uint64_t seed;                   /* for randomized election timeouts */
     unsigned election_ticks;         /* timeouts are drawn from [e, 2e) */
     unsigned heartbeat_ticks;        /* below election_ticks */
     unsigned max_entries_per_append; /* 0: 64 */
+    size_t snapshot_chunk;           /* bytes per InstallSnapshot; 0: 64 KiB */
     unsigned bugs;                   /* RFT_BUG_*, 0 for a correct core */
     rft_tracer trace;                /* NULL: no trace */
     void *trace_arg;
 };
 
-/* The hard state and log a node had on disk when it stopped. */
+/* The hard state, snapshot and log a node had on disk when it stopped. */
 struct rft_durable {
     uint64_t term;
     uint32_t vote;
-    const struct rft_entry *entries; /* indexes 1..n_entries */
+    struct rft_snapshot snapshot; /* index 0: none */
+    /* Indexes snapshot.index + 1 to snapshot.index + n_entries. */
+    const struct rft_entry *entries;
     size_t n_entries;
 };
 
@@ -236,11 +297,19 @@ uint64_t rft_term(const struct rft *r);
 uint32_t rft_leader(const struct rft *r); /* 0 when unknown */
 uint64_t rft_commit(const struct rft *r);
 uint64_t rft_last_index(const struct rft *r);
+uint64_t rft_applied(const struct rft *r);
+
+/* Returns the node's current snapshot (index 0 when it has none). */
+const struct rft_snapshot *rft_snapshot_of(const struct rft *r);
+
+/* Returns the configuration in force. */
+const struct rft_conf *rft_conf_of(const struct rft *r);
 
 /* Returns the CRC32C of an entry's type and data, as the trace reports. */
 uint32_t rft_entry_hash(const struct rft_entry *e);
 
-/* Returns the entry at index (1..rft_last_index), or NULL. */
+/* Returns the entry at index, or NULL past the log's end or at or below
+ * the snapshot's index. */
 const struct rft_entry *rft_entry_at(const struct rft *r, uint64_t index);
 
 #endif

@@ -6,6 +6,7 @@
  * replicates commands.
  */
 #include "raft.h"
+#include "session.h"
 
 #include "rng.h"
 
@@ -1102,6 +1103,338 @@ END_TEST
 
 /* ---- configuration ----------------------------------------------------- */
 
+/* ---- snapshots --------------------------------------------------------- */
+
+/* A snapshot chunk from leader 2 of term term, for a follower node 1. */
+static struct rft_msg chunk(uint64_t term, uint64_t index, uint64_t snap_term,
+                            uint64_t offset, const char *data, bool done)
+{
+    struct rft_msg m = {.type = RFT_MSG_SNAPSHOT,
+                        .from = 2,
+                        .to = 1,
+                        .term = term,
+                        .offset = offset,
+                        .done = done};
+
+    m.snapshot.index = index;
+    m.snapshot.term = snap_term;
+    m.snapshot.conf.n_nodes = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        m.snapshot.conf.nodes[i] = i + 1;
+    m.snapshot.data = (const unsigned char *)data;
+    m.snapshot.len = strlen(data);
+    return m;
+}
+
+/* InstallSnapshot whose last entry conflicts with the follower's log
+ * discards the whole log (section 7), and the follower installs it only
+ * once the last chunk arrived in order. */
+START_TEST(test_install_snapshot_discards_conflicting)
+{
+    static const uint64_t terms[] = {1, 1, 2, 2};
+    struct rft *r = node_with_log(1, 3, 2, 0, terms, 4);
+    struct rft_update u;
+    struct rft_msg m;
+
+    m = chunk(3, 3, 3, 0, "abcd", false);
+    receive(r, &m, &u);
+    ck_assert_ptr_null(u.snapshot);
+    ck_assert_uint_eq(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->offset, 4);
+    ck_assert(!u.msgs[0].done);
+    m = chunk(3, 3, 3, 4, "ef", true);
+    receive(r, &m, &u);
+    ck_assert_ptr_nonnull(u.snapshot);
+    ck_assert_uint_eq(u.snapshot->index, 3);
+    ck_assert_uint_eq(u.snapshot->term, 3);
+    ck_assert_uint_eq(u.snapshot->len, 6);
+    ck_assert_int_eq(memcmp(u.snapshot->data, "abcdef", 6), 0);
+    ck_assert_uint_eq(u.truncate_from, 4); /* entry 4 goes too */
+    ck_assert_uint_eq(rft_last_index(r), 3);
+    ck_assert_ptr_null(rft_entry_at(r, 3));
+    ck_assert_ptr_null(rft_entry_at(r, 4));
+    ck_assert_uint_eq(rft_commit(r), 3);
+    ck_assert_uint_eq(u.n_committed, 0); /* the snapshot replaces them */
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_SNAPSHOT_REPLY);
+    ck_assert(reply->done && reply->success);
+    ck_assert_uint_eq(reply->match, 3);
+    ck_assert_uint_eq(rft_conf_of(r)->n_nodes, 3);
+    rft_free(r);
+}
+END_TEST
+
+/* When the follower's log contains the snapshot's last entry, the entries
+ * after it stay. */
+START_TEST(test_install_snapshot_keeps_matching_suffix)
+{
+    static const uint64_t terms[] = {1, 1, 1, 1};
+    struct rft *r = node_with_log(1, 3, 1, 0, terms, 4);
+    struct rft_update u;
+    struct rft_msg m = chunk(1, 2, 1, 0, "xy", true);
+
+    receive(r, &m, &u);
+    ck_assert_ptr_nonnull(u.snapshot);
+    ck_assert_uint_eq(u.truncate_from, 0);
+    ck_assert_uint_eq(rft_last_index(r), 4);
+    ck_assert_ptr_null(rft_entry_at(r, 2));
+    ck_assert_ptr_nonnull(rft_entry_at(r, 3));
+    ck_assert_uint_eq(rft_snapshot_of(r)->index, 2);
+    rft_free(r);
+}
+END_TEST
+
+/* Chunks count only in order; a gap gets the offset the follower holds,
+ * and a snapshot at or below the commit index changes nothing. */
+START_TEST(test_snapshot_chunks_in_order)
+{
+    struct rft *r = node_with_log(1, 3, 1, 0, NULL, 0);
+    struct rft_update u;
+    struct rft_msg m = chunk(1, 5, 1, 3, "late", true);
+
+    receive(r, &m, &u);
+    ck_assert_ptr_null(u.snapshot);
+    ck_assert_uint_eq(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->offset, 0);
+    ck_assert(!u.msgs[0].done);
+    m = chunk(1, 5, 1, 0, "abc", false);
+    receive(r, &m, &u);
+    m = chunk(1, 5, 1, 2, "zz", false); /* overlaps: refused */
+    receive(r, &m, &u);
+    ck_assert_uint_eq(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->offset, 3);
+    m = chunk(1, 5, 1, 3, "de", true);
+    receive(r, &m, &u);
+    ck_assert_ptr_nonnull(u.snapshot);
+    ck_assert_int_eq(memcmp(u.snapshot->data, "abcde", 5), 0);
+    /* The same snapshot again: every entry is committed already. */
+    m = chunk(1, 5, 1, 0, "abcde", true);
+    receive(r, &m, &u);
+    ck_assert_ptr_null(u.snapshot);
+    ck_assert(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->done);
+    rft_free(r);
+}
+END_TEST
+
+/* Makes node 1 of 3 the leader of term 1 with count commands committed,
+ * sending snapshots in chunks of chunk bytes (0: the default). */
+static struct rft *leader_with_commands(int count, size_t chunk,
+                                        struct rft_update *u)
+{
+    struct rft_config c = config(1, 3);
+    struct rft *r = NULL;
+    char err[256];
+
+    c.snapshot_chunk = chunk;
+    ck_assert_int_eq(rft_new(&r, &c, NULL, err, sizeof(err)), 0);
+    tick_until_candidate(r, u);
+    struct rft_msg yes = {.type = RFT_MSG_VOTE_REPLY,
+                          .from = 2,
+                          .to = 1,
+                          .term = 1,
+                          .granted = true};
+    receive(r, &yes, u);
+    ck_assert_int_eq(rft_role(r), RFT_LEADER);
+    for (int i = 0; i < count; i++) {
+        struct rft_event p = {.type = RFT_EV_PROPOSE, .data = "c", .len = 1};
+        ck_assert_int_eq(rft_step(r, &p, u), 0);
+    }
+    struct rft_event persisted = {.type = RFT_EV_PERSISTED,
+                                  .index = rft_last_index(r)};
+    ck_assert_int_eq(rft_step(r, &persisted, u), 0);
+    struct rft_msg ok = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .success = true,
+                         .match = rft_last_index(r)};
+    receive(r, &ok, u);
+    ck_assert_uint_eq(rft_commit(r), rft_last_index(r));
+    return r;
+}
+
+/* A leader whose log no longer contains what a follower needs streams its
+ * snapshot in chunks, then goes on with entries. */
+START_TEST(test_leader_streams_snapshot)
+{
+    struct rft_update u;
+    struct rft *r = leader_with_commands(4, 0, &u); /* indexes 1 (no-op) to 5 */
+    struct rft_event snap = {
+        .type = RFT_EV_SNAPSHOT, .index = 4, .data = "0123456789", .len = 10};
+    ck_assert_int_eq(rft_step(r, &snap, &u), 0);
+    ck_assert_uint_eq(rft_snapshot_of(r)->index, 4);
+    ck_assert_ptr_null(rft_entry_at(r, 4));
+    ck_assert_ptr_nonnull(rft_entry_at(r, 5));
+
+    /* Node 3 has nothing: its reply hint sends the leader below the
+     * snapshot. */
+    struct rft_msg no = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 3,
+                         .to = 1,
+                         .term = 1,
+                         .match = 0};
+    receive(r, &no, &u);
+    const struct rft_msg *m = only_msg(&u, RFT_MSG_SNAPSHOT);
+    ck_assert_uint_eq(m->snapshot.index, 4);
+    ck_assert_uint_eq(m->offset, 0);
+    ck_assert_uint_eq(m->snapshot.len, 10); /* default chunk: all of it */
+    ck_assert(m->done);
+    struct rft_msg done = {.type = RFT_MSG_SNAPSHOT_REPLY,
+                           .from = 3,
+                           .to = 1,
+                           .term = 1,
+                           .done = true,
+                           .success = true,
+                           .match = 4};
+    done.snapshot.index = 4;
+    receive(r, &done, &u);
+    m = only_msg(&u, RFT_MSG_APPEND);
+    ck_assert_uint_eq(m->prev_index, 4);
+    ck_assert_uint_eq(m->prev_term, 1);
+    ck_assert_uint_eq(m->n_entries, 1);
+    rft_free(r);
+}
+END_TEST
+
+/* Small chunks: the leader sends the next one as each is confirmed. */
+START_TEST(test_leader_sends_chunks)
+{
+    struct rft_update u;
+    struct rft *r = leader_with_commands(0, 4, &u);
+
+    struct rft_event snap = {
+        .type = RFT_EV_SNAPSHOT, .index = 1, .data = "0123456789", .len = 10};
+    ck_assert_int_eq(rft_step(r, &snap, &u), 0);
+    struct rft_msg no = {.type = RFT_MSG_APPEND_REPLY,
+                         .from = 3,
+                         .to = 1,
+                         .term = 1,
+                         .match = 0};
+    receive(r, &no, &u);
+    static const char digits[] = "0123456789";
+    uint64_t offsets[] = {0, 4, 8};
+    for (int i = 0; i < 3; i++) {
+        const struct rft_msg *m = only_msg(&u, RFT_MSG_SNAPSHOT);
+        ck_assert_uint_eq(m->offset, offsets[i]);
+        ck_assert_uint_eq(m->snapshot.len, i < 2 ? 4 : 2);
+        ck_assert(m->done == (i == 2));
+        ck_assert_int_eq(
+            memcmp(m->snapshot.data, &digits[offsets[i]], m->snapshot.len), 0);
+        if (i == 2)
+            break;
+        struct rft_msg got = {.type = RFT_MSG_SNAPSHOT_REPLY,
+                              .from = 3,
+                              .to = 1,
+                              .term = 1,
+                              .offset = offsets[i] + 4};
+        got.snapshot.index = 1;
+        receive(r, &got, &u);
+    }
+    rft_free(r);
+}
+END_TEST
+
+/* A node restarts from a snapshot and the entries after it, with the
+ * snapshot's configuration. An append reaching below the snapshot is
+ * matched from the snapshot on, never against a compacted index. */
+START_TEST(test_restart_from_snapshot)
+{
+    struct rft_entry entries[2] = {
+        {.term = 2,
+         .type = RFT_ENTRY_COMMAND,
+         .data = (const void *)"a",
+         .len = 1},
+        {.term = 2,
+         .type = RFT_ENTRY_COMMAND,
+         .data = (const void *)"b",
+         .len = 1},
+    };
+    struct rft_durable d = {.term = 2, .entries = entries, .n_entries = 2};
+    struct rft_config c = config(1, 5);
+    struct rft_update u;
+    struct rft *r = NULL;
+    char err[256];
+
+    d.snapshot.index = 5;
+    d.snapshot.term = 2;
+    d.snapshot.conf.n_nodes = 3;
+    for (uint32_t i = 0; i < 3; i++)
+        d.snapshot.conf.nodes[i] = i + 1;
+    d.snapshot.data = (const unsigned char *)"state";
+    d.snapshot.len = 5;
+    ck_assert_int_eq(rft_new(&r, &c, &d, err, sizeof(err)), 0);
+    ck_assert_uint_eq(rft_last_index(r), 7);
+    ck_assert_uint_eq(rft_commit(r), 5);
+    ck_assert_uint_eq(rft_applied(r), 5);
+    ck_assert_ptr_null(rft_entry_at(r, 5));
+    ck_assert_ptr_nonnull(rft_entry_at(r, 6));
+    ck_assert_uint_eq(rft_conf_of(r)->n_nodes, 3);
+
+    struct rft_entry sent[4] = {entries[0], entries[0], entries[0], entries[1]};
+    struct rft_msg m = {.type = RFT_MSG_APPEND,
+                        .from = 2,
+                        .to = 1,
+                        .term = 2,
+                        .prev_index = 3,
+                        .prev_term = 2,
+                        .entries = sent,
+                        .n_entries = 4,
+                        .commit = 7};
+    receive(r, &m, &u);
+    const struct rft_msg *reply = only_msg(&u, RFT_MSG_APPEND_REPLY);
+    ck_assert(reply->success);
+    ck_assert_uint_eq(reply->match, 7);
+    ck_assert_uint_eq(u.truncate_from, 0);
+    ck_assert_uint_eq(u.n_entries, 0); /* 6 and 7 matched */
+    ck_assert_uint_eq(u.first_committed, 6);
+    ck_assert_uint_eq(u.n_committed, 2);
+    rft_free(r);
+
+    /* A damaged configuration is refused. */
+    d.snapshot.conf.nodes[0] = 9;
+    d.snapshot.conf.nodes[1] = 9;
+    ck_assert_int_ne(rft_new(&r, &c, &d, err, sizeof(err)), 0);
+    ck_assert_ptr_nonnull(strstr(err, "appears twice"));
+}
+END_TEST
+
+/* ---- sessions ---------------------------------------------------------- */
+
+START_TEST(test_session_rule)
+{
+    struct rft_session s = {
+        .seq = 4, .response = (const unsigned char *)"OK", .len = 2};
+    struct fl_buf b;
+    uint64_t client, seq;
+    const void *op;
+    size_t len;
+    struct rft_session back;
+
+    ck_assert_int_eq(rft_session_check(7, NULL, 1, 0), RFT_SESSION_APPLY);
+    ck_assert_int_eq(rft_session_check(7, &s, 5, 0), RFT_SESSION_APPLY);
+    ck_assert_int_eq(rft_session_check(7, &s, 4, 0), RFT_SESSION_CACHED);
+    ck_assert_int_eq(rft_session_check(7, &s, 3, 0), RFT_SESSION_STALE);
+    ck_assert_int_eq(rft_session_check(0, &s, 4, 0), RFT_SESSION_APPLY);
+    ck_assert_int_eq(rft_session_check(7, &s, 4, RFT_BUG_NO_SESSION_DEDUP),
+                     RFT_SESSION_APPLY);
+
+    fl_buf_init(&b);
+    rft_command_encode(&b, 7, 9, "put", 3);
+    ck_assert_int_eq(
+        rft_command_decode(b.data, b.len, &client, &seq, &op, &len), 0);
+    ck_assert_uint_eq(client, 7);
+    ck_assert_uint_eq(seq, 9);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_int_eq(memcmp(op, "put", 3), 0);
+    ck_assert_int_ne(rft_command_decode(b.data, 10, &client, &seq, &op, &len),
+                     0);
+    ck_assert_int_ne(rft_command_decode("x", 1, &client, &seq, &op, &len), 0);
+    fl_buf_clear(&b);
+    rft_session_encode(&b, 12, "OK", 2);
+    ck_assert_int_eq(rft_session_decode(b.data, b.len, &back), 0);
+    ck_assert_uint_eq(back.seq, 12);
+    ck_assert_uint_eq(back.len, 2);
+    ck_assert_int_ne(rft_session_decode(b.data, 7, &back), 0);
+    fl_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_config_rejected)
 {
     struct rft *r = NULL;
@@ -1145,6 +1478,13 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_no_commit_of_earlier_term_by_counting);
     tcase_add_test(t, test_leader_counts_itself_after_persisting);
     tcase_add_test(t, test_config_rejected);
+    tcase_add_test(t, test_install_snapshot_discards_conflicting);
+    tcase_add_test(t, test_install_snapshot_keeps_matching_suffix);
+    tcase_add_test(t, test_snapshot_chunks_in_order);
+    tcase_add_test(t, test_leader_streams_snapshot);
+    tcase_add_test(t, test_leader_sends_chunks);
+    tcase_add_test(t, test_restart_from_snapshot);
+    tcase_add_test(t, test_session_rule);
     tcase_add_test(t, test_trace_single_node);
     tcase_add_test(t, test_bug_commit_prior_term);
     tcase_add_test(t, test_bug_truncate_on_match);
