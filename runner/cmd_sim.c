@@ -6,6 +6,8 @@
 #include "cli.h"
 
 #include "error.h"
+#include "log.h"
+#include "outfile.h"
 #include "raft.h"
 #include "raft_sim.h"
 
@@ -15,17 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char help[] =
     "Usage: faultline sim raft [OPTIONS]\n"
     "\n"
-    "Runs a cluster of Raft cores on a virtual clock and a simulated\n"
-    "network, with faults drawn from the seed, and checks the Raft\n"
-    "invariants after every step: one leader per term, one vote per node\n"
-    "and term across restarts, terms that never go back, one entry\n"
+    "Runs a Raft KV cluster on a virtual clock and a simulated network:\n"
+    "each node a Raft core with a KV engine on its own simulated disk,\n"
+    "with simulated clients, and faults drawn from the seed. It checks the\n"
+    "Raft invariants after every step: one leader per term, one vote per\n"
+    "node and term across restarts, terms that never go back, one entry\n"
     "committed and applied per index, leader completeness, no truncation\n"
-    "below a node's commit index, and log matching at the end. The same\n"
-    "options and seed give the same run.\n"
+    "below a node's commit index, snapshots that end on committed entries,\n"
+    "and log matching at the end; then it checks the clients' history for\n"
+    "linearizability. The same options and seed give the same run, byte\n"
+    "for byte.\n"
     "\n"
     "Options:\n"
     "  --nodes N           cluster size, 1 to 9 (default 5)\n"
@@ -34,7 +40,8 @@ static const char help[] =
     "                      10000000 of them\n"
     "  --time SECONDS      virtual time per run, in steps of 10 ms, up to\n"
     "                      3600 (default 30)\n"
-    "  --faults LIST       comma-separated faults: partition, crash, drop,\n"
+    "  --faults LIST       comma-separated faults: partition, crash, torn\n"
+    "                      (crashes may tear the last disk write), drop,\n"
     "                      duplicate, delay; or all (default) or none\n"
     "  --fault-every MS    mean virtual time between crashes and between\n"
     "                      partitions (default 4000)\n"
@@ -42,13 +49,19 @@ static const char help[] =
     "                      (default 3000)\n"
     "  --drop P            probability that a message is lost, from 0 to 1,\n"
     "                      with the drop fault on (default 0.05)\n"
-    "  --inject-bug NAME   plant a bug in every core; may be repeated:\n"
+    "  --clients N         concurrent client processes, 0 to 64 (default 5)\n"
+    "  --snapshot-every N  entries applied between snapshots, 0 for none\n"
+    "                      (default 50)\n"
+    "  --inject-bug NAME   plant a bug in every node; may be repeated:\n"
     "                      no-persist-vote, commit-prior-term, stale-read,\n"
-    "                      truncate-on-match\n"
+    "                      truncate-on-match, no-session-dedup\n"
+    "  --store DIR         keep each seed's history.jsonl and trace.jsonl\n"
+    "                      in DIR/seed-N/ (created as needed)\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit codes: 0 no seed found a violation, 1 some seed did, 2 usage\n"
-    "error, 4 the simulation ran out of memory.\n";
+    "error, 3 no violation but the history check gave up on some seed,\n"
+    "4 the simulation ran out of memory or could not store its files.\n";
 
 enum {
     OPT_NODES = 256,
@@ -60,6 +73,9 @@ enum {
     OPT_MAX_DOWN,
     OPT_DROP,
     OPT_INJECT_BUG,
+    OPT_CLIENTS,
+    OPT_SNAPSHOT_EVERY,
+    OPT_STORE,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +88,9 @@ static const struct option long_options[] = {
     {"max-down", required_argument, NULL, OPT_MAX_DOWN},
     {"drop", required_argument, NULL, OPT_DROP},
     {"inject-bug", required_argument, NULL, OPT_INJECT_BUG},
+    {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"store", required_argument, NULL, OPT_STORE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -91,7 +110,7 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
         return run_usage_error("sim",
                                "empty --faults: expected a comma-separated "
                                "list of faults, all or none");
-    o->partitions = o->crashes = false;
+    o->partitions = o->crashes = o->torn = false;
     o->drop = o->duplicate = 0;
     o->max_delay = 0;
     for (char *f = strtok_r(copy, ",", &save); f != NULL;
@@ -103,6 +122,8 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
             o->partitions = true;
         if (all || strcmp(f, "crash") == 0)
             o->crashes = true;
+        if (all || strcmp(f, "torn") == 0)
+            o->torn = true;
         if (all || strcmp(f, "drop") == 0)
             o->drop = d.drop;
         if (all || strcmp(f, "duplicate") == 0)
@@ -110,14 +131,17 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
         if (all || strcmp(f, "delay") == 0)
             o->max_delay = d.max_delay;
         if (!all && strcmp(f, "partition") != 0 && strcmp(f, "crash") != 0 &&
-            strcmp(f, "drop") != 0 && strcmp(f, "duplicate") != 0 &&
-            strcmp(f, "delay") != 0)
+            strcmp(f, "torn") != 0 && strcmp(f, "drop") != 0 &&
+            strcmp(f, "duplicate") != 0 && strcmp(f, "delay") != 0)
             return run_usage_error("sim",
                                    "unknown fault \"%s\" in --faults: "
-                                   "expected partition, crash, drop, "
+                                   "expected partition, crash, torn, drop, "
                                    "duplicate, delay, all or none",
                                    f);
     }
+    if (o->torn && !o->crashes)
+        return run_usage_error("sim", "the torn fault needs the crash fault "
+                                      "in --faults");
     return 0;
 }
 
@@ -149,6 +173,56 @@ static int parse_range(const char *text, uint64_t *from, uint64_t *to)
     return 0;
 }
 
+/* Creates dir unless it exists. */
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        fprintf(stderr, "faultline sim: %s: cannot create: %s\n", dir,
+                fl_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Writes len bytes of data as dir/name, complete or not at all. */
+static int write_file(const char *dir, const char *name, const char *data,
+                      size_t len)
+{
+    struct run_outfile f;
+    char path[4096];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    rc = run_outfile_open(&f, path);
+    if (rc == 0 && len > 0 && fwrite(data, 1, len, f.stream) != len) {
+        rc = run_outfile_error(&f, -EIO);
+        run_outfile_abort(&f);
+    } else if (rc == 0) {
+        rc = run_outfile_commit(&f);
+    }
+    if (rc != 0)
+        fprintf(stderr, "faultline sim: %s: cannot write: %s\n", path,
+                fl_strerror(rc));
+    return rc;
+}
+
+/* Keeps one seed's history and trace in store/seed-N/. */
+static int store_seed(const char *store, uint64_t seed,
+                      const struct sim_raft_result *r)
+{
+    char dir[4096];
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/seed-%" PRIu64, store, seed);
+    rc = make_dir(dir);
+    if (rc == 0)
+        rc = write_file(dir, "history.jsonl", r->history.data, r->history.len);
+    if (rc == 0)
+        rc = write_file(dir, "trace.jsonl", r->trace.data, r->trace.len);
+    return rc;
+}
+
 /* Prints the command line that repeats the run of seed. */
 static void print_repro(int argc, char **argv, uint64_t seed)
 {
@@ -171,7 +245,8 @@ static int run_sim_raft(int argc, char **argv)
     struct sim_raft_options o;
     uint64_t first = 1, last = 1;
     uint64_t u;
-    uint64_t violations = 0, committed = 0;
+    uint64_t violations = 0, committed = 0, unknown = 0, ops = 0;
+    const char *store = NULL;
     double drop = -1; /* --drop, applied once --faults is known */
     int c;
 
@@ -233,6 +308,23 @@ static int run_sim_raft(int argc, char **argv)
             o.bugs |= bit;
             break;
         }
+        case OPT_CLIENTS:
+            if (run_parse_u64("sim", "--clients", optarg, 0, 64, NULL, &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.clients = (unsigned)u;
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            if (run_parse_u64("sim", "--snapshot-every", optarg, 0, 1000000,
+                              "entries", &u) != 0)
+                return RUN_EXIT_USAGE;
+            o.snapshot_every = (unsigned)u;
+            break;
+        case OPT_STORE:
+            if (*optarg == '\0')
+                return run_usage_error("sim", "empty --store: expected a "
+                                              "directory");
+            store = optarg;
+            break;
         case 'h':
             fputs(help, stdout);
             return 0;
@@ -249,30 +341,51 @@ static int run_sim_raft(int argc, char **argv)
     if (drop >= 0)
         o.drop = drop;
 
+    if (store != NULL && make_dir(store) != 0)
+        return RUN_EXIT_INFRA;
+    o.keep_trace = store != NULL;
+    /* Engines on the simulated disks log every open; only errors matter
+     * here, and the simulation reports those itself. */
+    fl_log_set_level(FL_LOG_OFF);
+
     for (uint64_t seed = first;; seed++) {
         struct sim_raft_result r;
         o.seed = seed;
         int rc = sim_raft_run(&o, &r);
-        if (rc == FL_EINPUT)
+        if (rc == FL_EINPUT) {
+            sim_raft_result_free(&r);
             return run_usage_error("sim", "%s", r.why);
+        }
         if (rc != 0) {
             fprintf(stderr, "faultline sim: seed %" PRIu64 ": %s\n", seed,
                     fl_strerror(rc));
+            sim_raft_result_free(&r);
             return RUN_EXIT_INFRA;
         }
         committed += r.committed;
+        ops += r.ops_ok + r.ops_fail + r.ops_info;
         if (r.violation) {
             violations++;
             printf("seed %" PRIu64 ": violation: %s\n", seed, r.why);
             print_repro(argc, argv, seed);
+        } else if (r.unknown) {
+            unknown++;
+            printf("seed %" PRIu64 ": unknown: %s\n", seed, r.why);
         }
+        rc = store != NULL ? store_seed(store, seed, &r) : 0;
+        sim_raft_result_free(&r);
+        if (rc != 0)
+            return RUN_EXIT_INFRA;
         if (seed == last)
             break;
     }
     printf("%" PRIu64 " seed(s), %" PRIu64 " with a violation, %" PRIu64
-           " entries committed in all\n",
-           last - first + 1, violations, committed);
-    return violations > 0 ? RUN_EXIT_INVALID : RUN_EXIT_VALID;
+           " unknown, %" PRIu64 " entries committed and %" PRIu64
+           " client operations in all\n",
+           last - first + 1, violations, unknown, committed, ops);
+    if (violations > 0)
+        return RUN_EXIT_INVALID;
+    return unknown > 0 ? RUN_EXIT_UNKNOWN : RUN_EXIT_VALID;
 }
 
 int run_cmd_sim(int argc, char **argv)

@@ -68,7 +68,8 @@ printf '%-20s %-52s %10s %8s\n' "bug" "settings" "first seed" "wall s"
 for spec in "no-persist-vote|--drop 0.2 --fault-every 200 --max-down 50" \
             "truncate-on-match|" \
             "commit-prior-term|--nodes 3 --drop 0.2 --fault-every 100 --max-down 50" \
-            "stale-read|"; do
+            "stale-read|" \
+            "no-session-dedup|"; do
   bug=${spec%%|*}
   args=${spec#*|}
   found="-"

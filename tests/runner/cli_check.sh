@@ -300,15 +300,42 @@ expect sim-seed-range-cap 2 "at most 10000000 seeds" -- \
   "$faultline" sim raft --seeds 0..18446744073709551615
 expect sim-stale-read-found 1 "stale read: node" -- \
   "$faultline" sim raft --inject-bug stale-read --seeds 1..20
-# The same seed and options give the same output.
-a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 118 2>&1)
-b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 118 2>&1)
-if [ "$a" != "$b" ] || ! grep -q "leader completeness" <<<"$a"; then
+expect sim-session-dedup-found 1 "not linearizable: key k" -- \
+  "$faultline" sim raft --inject-bug no-session-dedup --seeds 1..5
+expect sim-bad-clients 2 'invalid --clients "65"' -- \
+  "$faultline" sim raft --clients 65
+expect sim-torn-without-crash 2 "torn fault needs the crash fault" -- \
+  "$faultline" sim raft --faults torn,drop
+expect sim-no-clients 0 "0 client operations" -- \
+  "$faultline" sim raft --clients 0 --seeds 1..3 --time 5
+expect sim-empty-store 2 "empty --store" -- "$faultline" sim raft --store ""
+touch "$tmp/not-a-dir"
+expect sim-store-not-dir 4 "not-a-dir/seed-1: cannot create" -- \
+  "$faultline" sim raft --store "$tmp/not-a-dir" --time 1
+
+# The same seed and options give the same output, and --store keeps the
+# same history and trace, byte for byte; the history passes the checker.
+a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 21 --store "$tmp/a" 2>&1)
+b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 21 --store "$tmp/b" 2>&1)
+if [ "${a//$tmp\/a/}" != "${b//$tmp\/b/}" ] ||
+   ! grep -q "leader completeness" <<<"$a" ||
+   ! cmp -s "$tmp/a/seed-21/history.jsonl" "$tmp/b/seed-21/history.jsonl" ||
+   ! cmp -s "$tmp/a/seed-21/trace.jsonl" "$tmp/b/seed-21/trace.jsonl" ||
+   [ ! -s "$tmp/a/seed-21/trace.jsonl" ]; then
   echo "FAIL sim-replay: two runs of one seed differ or find nothing:"
   echo "$a"; echo "$b"
   failures=$((failures + 1))
 else
   echo "ok   sim-replay"
+fi
+"$faultline" sim raft --seeds 3..4 --time 5 --store "$tmp/st" >/dev/null
+expect sim-store-history-checks 0 "linearizable" -- \
+  "$faultline" check --model kv "$tmp/st/seed-4/history.jsonl"
+if ls "$tmp"/st/seed-3/*.tmp.* >/dev/null 2>&1; then
+  echo "FAIL sim-store-clean: temporary files left in the store"
+  failures=$((failures + 1))
+else
+  echo "ok   sim-store-clean"
 fi
 
 if [ "$failures" -ne 0 ]; then
