@@ -1162,7 +1162,7 @@ int kv_open(const char *dir, const struct kv_options *o, struct kv_engine **out,
         rc = kv_snap_load(e->vfs, dir, &e->index, &snap_seq, &applied, err,
                           errsize);
     if (rc == 0)
-        rc = kv_mark_open(&e->mark, e->vfs, dir,
+        rc = kv_mark_open(&e->mark, e->vfs, e->dir,
                           (o->bugs & KV_BUG_SKIP_DIR_FSYNC) != 0, err, errsize);
     if (rc == 0) {
         e->last_applied = applied;

@@ -2234,6 +2234,28 @@ START_TEST(test_watermark_follows_durable_point)
 }
 END_TEST
 
+/* The engine keeps its own copy of the directory name: a caller may reuse
+ * the buffer it passed to kv_open. The watermark file, created on the first
+ * update, once went to whatever path the reused buffer held. */
+START_TEST(test_watermark_dir_name_copied)
+{
+    struct kv_options o = options();
+    char dir[PATH_SIZE], name[PATH_SIZE];
+
+    scratch_path(dir, sizeof(dir), "data");
+    snprintf(name, sizeof(name), "%s", dir);
+    struct kv_engine *e = open_ok(name, &o);
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    uint64_t seq = put_durable(e, "k00", "marked");
+    for (int i = 0; i < 50 && stored_watermark(dir) < seq; i++)
+        sleep_ms(100);
+    ck_assert_uint_ge(stored_watermark(dir), seq);
+    ck_assert_str_eq(kv_error(e), "");
+    kv_close(e);
+}
+END_TEST
+
 START_TEST(test_watermark_slot_damage)
 {
     struct kv_options o = options();
@@ -4034,6 +4056,7 @@ static Suite *kv_suite(void)
     tcase_add_test(t, test_roll_seals_segment_first);
     tcase_add_test(t, test_watermark_missing_newest_segment);
     tcase_add_test(t, test_watermark_follows_durable_point);
+    tcase_add_test(t, test_watermark_dir_name_copied);
     tcase_add_test(t, test_watermark_slot_damage);
 
     t = new_case(s, "apply", 30);
