@@ -58,6 +58,8 @@ void kv_rec_encode(struct fl_buf *b, enum kv_rec_type type, uint64_t seq,
 
 int kv_rec_check_header(const unsigned char *hdr, size_t *len, const char **why)
 {
+    bool engine = hdr[5] >= KV_REC_PUT && hdr[5] <= KV_REC_BATCH;
+    bool raft = hdr[5] >= KV_REC_RAFT_FIRST && hdr[5] <= KV_REC_RAFT_LAST;
     uint32_t n;
 
     if (kv_get_u32(hdr) != KV_REC_MAGIC) {
@@ -68,7 +70,7 @@ int kv_rec_check_header(const unsigned char *hdr, size_t *len, const char **why)
         *why = "unknown record format version";
         return FL_ECORRUPT;
     }
-    if (hdr[5] < KV_REC_PUT || hdr[5] > KV_REC_BATCH) {
+    if (!engine && !raft) {
         *why = "unknown record type";
         return FL_ECORRUPT;
     }

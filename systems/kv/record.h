@@ -6,7 +6,7 @@
  *   offset  size  field
  *        0     4  magic "FLKR"
  *        4     1  format version (1)
- *        5     1  record type (enum kv_rec_type)
+ *        5     1  record type (enum kv_rec_type, or KV_REC_RAFT_*)
  *        6     2  reserved, zero
  *        8     4  payload length
  *       12     8  sequence number
@@ -40,6 +40,20 @@ enum kv_rec_type {
     KV_REC_DELETE = 2, /* key */
     KV_REC_BATCH = 3,  /* caller's log index, then puts and deletes */
 };
+
+/* The record types of the Raft storage (systems/raft/storage.c documents
+ * their payloads), a block of their own so that types 4 to 15 stay free
+ * for the engine. They are not in enum kv_rec_type, so the engine's switch
+ * over its own types remains exhaustive, and its replay rejects them as
+ * malformed. */
+#define KV_REC_RAFT_FIRST            16
+#define KV_REC_RAFT_HARD_STATE       16 /* term and vote */
+#define KV_REC_RAFT_ENTRY            17 /* one log entry */
+#define KV_REC_RAFT_TRUNCATE         18 /* delete the entries from an index on */
+#define KV_REC_RAFT_SNAPSHOT         19 /* a snapshot replaces the log prefix */
+#define KV_REC_RAFT_CHECKPOINT       20 /* the whole state; entries follow */
+#define KV_REC_RAFT_CHECKPOINT_ENTRY 21 /* one entry of that checkpoint */
+#define KV_REC_RAFT_LAST             21
 
 /* A record as decoded; payload points into the caller's buffer. */
 struct kv_rec {
