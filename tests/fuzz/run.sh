@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Usage: run.sh [BUILD] [SECONDS]. Fuzzes each harness in turn for an equal
 # share of SECONDS (at least 1 s each): fuzz_history, the history reader,
-# fuzz_resp, the RESP request parser, and fuzz_wal, the KV engine's log
-# recovery. Before fuzzing, each harness replays its seed corpus. New
-# inputs go to a temporary folder, never into the repository. The folder
-# is removed when the run passes, fails without a finding or is
-# interrupted. Only a crash keeps it, with the input and the log, and fails
-# the script. SIGINT and SIGTERM end the script with 130 and 143.
+# fuzz_resp, the RESP request parser, fuzz_wal, the KV engine's log
+# recovery, and fuzz_frame, the Raft peer frame decoder. Before fuzzing,
+# each harness replays its seed corpus. New inputs go to a temporary
+# folder, never into the repository. The folder is removed when the run
+# passes, fails without a finding or is interrupted. Only a crash keeps
+# it, with the input and the log, and fails the script. SIGINT and
+# SIGTERM end the script with 130 and 143.
 set -euo pipefail
 
 build=${1:-build-fuzz}
@@ -14,7 +15,7 @@ seconds=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 # Each entry is HARNESS:CORPUS, a binary in $build/tests and a folder in
 # corpus/.
-harnesses=(fuzz_history:history fuzz_resp:resp fuzz_wal:wal)
+harnesses=(fuzz_history:history fuzz_resp:resp fuzz_wal:wal fuzz_frame:frame)
 share=$((seconds / ${#harnesses[@]}))
 [ "$share" -ge 1 ] || share=1
 work=$(mktemp -d /tmp/fl-fuzz.XXXXXX)
