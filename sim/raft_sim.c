@@ -635,10 +635,11 @@ static void answer_reads(struct sim *s, uint32_t id, const struct rft_update *u)
             continue;
         }
         char key[8];
+        bool found;
         snprintf(key, sizeof(key), "k%u", c->key);
         fl_buf_clear(&s->scratch);
-        if (rfm_get(n->m, (struct fl_str){key, strlen(key)}, &s->scratch) !=
-            0) {
+        if (rfm_get(n->m, (struct fl_str){key, strlen(key)}, &s->scratch,
+                    &found) != 0) {
             violation(s, "node %u: read failed: %s", id,
                       kv_error(rfm_engine(n->m)));
             return;
@@ -950,7 +951,8 @@ static void send_op(struct sim *s, unsigned ci)
     fl_buf_init(&cmd);
     rfm_encode_op(&op, c->f == OP_PUT ? RFM_PUT : RFM_APPEND,
                   (struct fl_str){key, strlen(key)},
-                  (struct fl_str){value, strlen(value)});
+                  (struct fl_str){value, strlen(value)},
+                  (struct fl_str){"", 0});
     rft_command_encode(&cmd, c->session, c->seq, op.data, op.len);
     if (op.failed || cmd.failed) {
         s->failed = true;

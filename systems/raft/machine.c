@@ -56,34 +56,74 @@ void rfm_close(struct rfm *m)
     free(m);
 }
 
-void rfm_encode_op(struct fl_buf *out, enum rfm_op op, struct fl_str key,
-                   struct fl_str value)
+static void put_len(struct fl_buf *out, size_t len)
 {
-    unsigned char head[5] = {(unsigned char)op};
+    unsigned char b[4];
 
     for (int i = 0; i < 4; i++)
-        head[1 + i] = (unsigned char)(key.len >> (8 * i));
-    fl_buf_add(out, head, sizeof(head));
-    fl_buf_add(out, key.ptr, key.len);
-    fl_buf_add(out, value.ptr, value.len);
+        b[i] = (unsigned char)(len >> (8 * i));
+    fl_buf_add(out, b, sizeof(b));
 }
 
-/* Splits an operation; returns false for bytes that are not one. */
-static bool decode_op(const unsigned char *p, size_t len, enum rfm_op *op,
-                      struct fl_str *key, struct fl_str *value)
+void rfm_encode_op(struct fl_buf *out, enum rfm_op op, struct fl_str key,
+                   struct fl_str value, struct fl_str expected)
 {
-    size_t klen = 0;
+    fl_buf_addc(out, (char)op);
+    put_len(out, key.len);
+    fl_buf_add(out, key.ptr, key.len);
+    if (op == RFM_CAS) {
+        put_len(out, expected.len);
+        fl_buf_add(out, expected.ptr, expected.len);
+    }
+    if (op != RFM_DELETE)
+        fl_buf_add(out, value.ptr, value.len);
+}
 
-    if (len < 5 || (p[0] != RFM_PUT && p[0] != RFM_APPEND))
+/* Reads a 4-byte length at *off and the bytes after it as *out. */
+static bool take(const unsigned char *p, size_t len, size_t *off,
+                 struct fl_str *out)
+{
+    size_t n = 0;
+
+    if (len - *off < 4)
         return false;
     for (int i = 3; i >= 0; i--)
-        klen = klen << 8 | p[1 + i];
-    if (klen > len - 5 || klen == 0 || p[5] == RFM_RESERVED)
+        n = n << 8 | p[*off + (size_t)i];
+    *off += 4;
+    if (n > len - *off)
         return false;
-    *op = (enum rfm_op)p[0];
-    *key = (struct fl_str){(const char *)p + 5, klen};
-    *value = (struct fl_str){(const char *)p + 5 + klen, len - 5 - klen};
+    *out = (struct fl_str){(const char *)p + *off, n};
+    *off += n;
     return true;
+}
+
+/* An operation as decoded; strings point into the entry. */
+struct op {
+    enum rfm_op type;
+    struct fl_str key;
+    struct fl_str value;
+    struct fl_str expected;
+};
+
+/* Splits an operation; returns false for bytes that are not one. */
+static bool decode_op(const unsigned char *p, size_t len, struct op *op)
+{
+    size_t off = 1;
+
+    if (len < 1)
+        return false;
+    op->type = (enum rfm_op)p[0];
+    if (op->type != RFM_PUT && op->type != RFM_APPEND &&
+        op->type != RFM_DELETE && op->type != RFM_CAS)
+        return false;
+    if (!take(p, len, &off, &op->key) || op->key.len == 0 ||
+        (unsigned char)op->key.ptr[0] == RFM_RESERVED)
+        return false;
+    op->expected = (struct fl_str){"", 0};
+    if (op->type == RFM_CAS && !take(p, len, &off, &op->expected))
+        return false;
+    op->value = (struct fl_str){(const char *)p + off, len - off};
+    return op->type != RFM_DELETE || off == len;
 }
 
 /* Builds the reserved key of a client's session record. */
@@ -111,6 +151,50 @@ static int get_key(struct rfm *m, struct fl_str key, struct fl_buf *value,
     return kv_get(m->kv, key, value, found, &wait);
 }
 
+/* Turns op into engine operations and its response: "OK" for put and
+ * append, "1" or "0" for delete (found) and compare-and-set (swapped). */
+static int execute(struct rfm *m, const struct op *op, struct kv_op *ops,
+                   size_t *n, struct fl_buf *response)
+{
+    bool found = false;
+    bool swap;
+    int rc = 0;
+
+    if (op->type != RFM_PUT)
+        rc = get_key(m, op->key, &m->value, &found);
+    if (rc != 0)
+        return rc;
+    switch (op->type) {
+    case RFM_PUT:
+        ops[(*n)++] = (struct kv_op){
+            .type = KV_OP_PUT, .key = op->key, .value = op->value};
+        fl_buf_adds(response, "OK");
+        break;
+    case RFM_APPEND:
+        fl_buf_add(&m->value, op->value.ptr, op->value.len);
+        ops[(*n)++] = (struct kv_op){.type = KV_OP_PUT,
+                                     .key = op->key,
+                                     .value = {m->value.data, m->value.len}};
+        fl_buf_adds(response, "OK");
+        break;
+    case RFM_DELETE:
+        if (found)
+            ops[(*n)++] = (struct kv_op){.type = KV_OP_DELETE, .key = op->key};
+        fl_buf_adds(response, found ? "1" : "0");
+        break;
+    case RFM_CAS:
+        swap = found && m->value.len == op->expected.len &&
+               memcmp(m->value.data ? m->value.data : "", op->expected.ptr,
+                      op->expected.len) == 0;
+        if (swap)
+            ops[(*n)++] = (struct kv_op){
+                .type = KV_OP_PUT, .key = op->key, .value = op->value};
+        fl_buf_adds(response, swap ? "1" : "0");
+        break;
+    }
+    return 0;
+}
+
 int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
               struct rfm_result *res)
 {
@@ -120,9 +204,7 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
     uint64_t seq = 0;
     const void *body;
     size_t body_len;
-    enum rfm_op op;
-    struct fl_str key;
-    struct fl_str value;
+    struct op op;
     struct rft_session s;
     bool have = false;
     bool found;
@@ -137,7 +219,7 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
     if (e->type == RFT_ENTRY_COMMAND &&
         rft_command_decode(e->data, e->len, &client, &seq, &body, &body_len) ==
             0 &&
-        decode_op(body, body_len, &op, &key, &value)) {
+        decode_op(body, body_len, &op)) {
         struct fl_str skey = session_key(m, client);
         if (client != 0) {
             rc = get_key(m, skey, &m->record, &found);
@@ -156,18 +238,13 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
         case RFT_SESSION_STALE:
             break;
         case RFT_SESSION_APPLY:
-            if (op == RFM_APPEND) {
-                rc = get_key(m, key, &m->value, &found);
-                if (rc != 0)
-                    return rc;
-                fl_buf_add(&m->value, value.ptr, value.len);
-                value = (struct fl_str){m->value.data, m->value.len};
-            }
-            ops[n++] =
-                (struct kv_op){.type = KV_OP_PUT, .key = key, .value = value};
+            rc = execute(m, &op, ops, &n, &res->response);
+            if (rc != 0)
+                return rc;
             if (client != 0) {
                 fl_buf_clear(&m->updated);
-                rft_session_encode(&m->updated, seq, "OK", 2);
+                rft_session_encode(&m->updated, seq, res->response.data,
+                                   res->response.len);
                 ops[n++] =
                     (struct kv_op){.type = KV_OP_PUT,
                                    .key = skey,
@@ -176,7 +253,6 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
             res->answered = true;
             res->client = client;
             res->seq = seq;
-            fl_buf_adds(&res->response, "OK");
             break;
         }
     }
@@ -188,11 +264,10 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
     return kv_apply(m->kv, index, ops, n, &skipped, &wait);
 }
 
-int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value)
+int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value,
+            bool *found)
 {
-    bool found;
-
-    return get_key(m, key, value, &found);
+    return get_key(m, key, value, found);
 }
 
 uint64_t rfm_applied(struct rfm *m)

@@ -3,7 +3,7 @@
  * (systems/kv) applying committed Raft entries, with client sessions.
  *
  * An entry's command is a session envelope (session.h) around one
- * operation: put or append of a value to a key. Applying entry index
+ * operation: put, append, delete or compare-and-set. Applying entry index
  * checks the client's session record, which is stored in the engine under
  * a reserved key, and either applies the operation and the new session
  * record in one kv_apply batch at index, or replies from the record. The
@@ -25,8 +25,10 @@
 #include <stdint.h>
 
 enum rfm_op {
-    RFM_PUT = 'p',
-    RFM_APPEND = 'a',
+    RFM_PUT = 'p',    /* key = value; responds "OK" */
+    RFM_APPEND = 'a', /* key = its value + value; responds "OK" */
+    RFM_DELETE = 'd', /* responds "1" when the key existed, else "0" */
+    RFM_CAS = 'c',    /* key = value if it equals expected; "1" or "0" */
 };
 
 /* Keys starting with this byte are the machine's own (session records). */
@@ -44,17 +46,18 @@ int rfm_open(struct rfm **out, const char *dir, const struct kv_options *o,
 void rfm_close(struct rfm *m);
 
 /* Appends an operation's bytes: its type, the key length (4 bytes,
- * little-endian), the key, then the value. */
+ * little-endian) and the key, for RFM_CAS the expected value's length and
+ * bytes, then the value (none for RFM_DELETE). */
 void rfm_encode_op(struct fl_buf *out, enum rfm_op op, struct fl_str key,
-                   struct fl_str value);
+                   struct fl_str value, struct fl_str expected);
 
 /* The outcome of applying one entry, for the client waiting on it. */
 struct rfm_result {
     bool answered; /* a response for (client, seq) */
     uint64_t client;
     uint64_t seq;
-    struct fl_buf response; /* "OK", or the cached response; the caller
-                               initializes and frees it */
+    struct fl_buf response; /* see enum rfm_op, or the cached response;
+                               the caller initializes and frees it */
 };
 
 /*
@@ -66,8 +69,10 @@ struct rfm_result {
 int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
               struct rfm_result *res);
 
-/* Copies the value of key into value; a missing key reads as empty. */
-int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value);
+/* Copies the value of key into value (empty for a missing key) and sets
+ * *found. Returns 0 or FL_ESTICKY. */
+int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value,
+            bool *found);
 
 /* Returns the last index the engine applied. */
 uint64_t rfm_applied(struct rfm *m);
