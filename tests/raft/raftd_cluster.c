@@ -1,0 +1,730 @@
+/*
+ * fl-raftd as real processes on loopback. Clusters of 3 and 5 nodes elect
+ * a leader, take writes through the leader and turn them away at
+ * followers, and lose no acknowledged write when the leader is killed. A
+ * restarted node catches up through InstallSnapshot once the others have
+ * compacted their logs, and a paused leader serves no stale read.
+ * After each scenario the nodes' logs are audited: one leader per term,
+ * one vote per node and term, and the same command hash applied at each
+ * index on every node.
+ *
+ * Usage: raftd_cluster PATH_TO_FL_RAFTD. Prints one line per check and
+ * exits 1 when any fails.
+ */
+#include "kvd_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_NODES 5
+
+struct cluster {
+    int n;
+    char dir[256];
+    int client_port[MAX_NODES + 1];
+    int peer_port[MAX_NODES + 1];
+    pid_t pid[MAX_NODES + 1];
+    const char *extra; /* more flags, space-separated */
+};
+
+static const char *raftd;
+static int failures;
+static struct cluster *current; /* killed on a fatal failure */
+
+static void stop_all(struct cluster *c);
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fputs("raftd_cluster: FAIL: ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    if (current != NULL)
+        stop_all(current);
+    exit(1);
+}
+
+static void check(bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void check(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fputs(ok ? "ok   " : "FAIL ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    fflush(stdout);
+    failures += !ok;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- a minimal RESP client --------------------------------------------- */
+
+/* Sends the command (NULL-terminated arguments) to port and reads one
+ * reply into reply: "+OK", "-ERR ...", ":1", "$value", "$nil". Returns
+ * false when the node cannot be reached or does not reply in time. */
+static bool command(int port, char *reply, size_t size, ...)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {2, 0};
+    char req[4096];
+    size_t len = 0, argc = 0;
+    const char *args[8];
+    va_list ap;
+    char buf[65536];
+    size_t got = 0;
+    int fd;
+
+    va_start(ap, size);
+    for (const char *s; (s = va_arg(ap, const char *)) != NULL && argc < 8;)
+        args[argc++] = s;
+    va_end(ap);
+    len += (size_t)snprintf(req + len, sizeof(req) - len, "*%zu\r\n", argc);
+    for (size_t i = 0; i < argc; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "$%zu\r\n%s\r\n",
+                                strlen(args[i]), args[i]);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        close(fd);
+        return false;
+    }
+    for (;;) {
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        char *eol = strstr(buf, "\r\n");
+        if (eol == NULL)
+            continue;
+        if (buf[0] != '$')
+            break;
+        long n = strtol(buf + 1, NULL, 10);
+        if (n < 0 || (size_t)(eol + 2 - buf) + (size_t)n + 2 <= got)
+            break;
+    }
+    close(fd);
+    if (got == 0)
+        return false;
+    buf[got] = '\0';
+    if (buf[0] == '$') {
+        char *eol = strstr(buf, "\r\n");
+        long n = eol ? strtol(buf + 1, NULL, 10) : -1;
+        if (n < 0)
+            snprintf(reply, size, "$nil");
+        else
+            snprintf(reply, size, "$%.*s", (int)n, eol + 2);
+    } else {
+        size_t line = strcspn(buf, "\r\n");
+        snprintf(reply, size, "%.*s", (int)(line < size ? line : size - 1),
+                 buf);
+    }
+    return true;
+}
+
+/* Reads field from a node's INFO into out; false when unreachable. */
+static bool info_field(int port, const char *field, char *out, size_t size)
+{
+    char reply[4096];
+    char key[64];
+
+    if (!command(port, reply, sizeof(reply), "INFO", NULL) || reply[0] != '$')
+        return false;
+    snprintf(key, sizeof(key), "%s:", field);
+    char *p = strstr(reply, key);
+    if (p == NULL)
+        return false;
+    p += strlen(key);
+    size_t n = strcspn(p, "\r\n");
+    snprintf(out, size, "%.*s", (int)n, p);
+    return true;
+}
+
+static uint64_t info_u64(int port, const char *field)
+{
+    char v[64];
+
+    return info_field(port, field, v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static void start_node(struct cluster *c, int id)
+{
+    char peers[1024] = "", clients[1024] = "", data[512], log[512];
+    char client[64], extra[256];
+    const char *argv[32];
+    int argc = 0;
+
+    for (int i = 1; i <= c->n; i++) {
+        size_t pl = strlen(peers), cl = strlen(clients);
+        snprintf(peers + pl, sizeof(peers) - pl, "%s%d=127.0.0.1:%d",
+                 i > 1 ? "," : "", i, c->peer_port[i]);
+        snprintf(clients + cl, sizeof(clients) - cl, "%s%d=127.0.0.1:%d",
+                 i > 1 ? "," : "", i, c->client_port[i]);
+    }
+    snprintf(data, sizeof(data), "%s/node%d", c->dir, id);
+    snprintf(log, sizeof(log), "%s/node%d.log", c->dir, id);
+    snprintf(client, sizeof(client), "127.0.0.1:%d", c->client_port[id]);
+    char idtext[8];
+    snprintf(idtext, sizeof(idtext), "%d", id);
+    argv[argc++] = raftd;
+    argv[argc++] = "--id";
+    argv[argc++] = idtext;
+    argv[argc++] = "--peers";
+    argv[argc++] = peers;
+    argv[argc++] = "--clients";
+    argv[argc++] = clients;
+    argv[argc++] = "--data-dir";
+    argv[argc++] = data;
+    argv[argc++] = "--listen-client";
+    argv[argc++] = client;
+    argv[argc++] = "--election-timeout-ms";
+    argv[argc++] = "300";
+    argv[argc++] = "--heartbeat-ms";
+    argv[argc++] = "50";
+    snprintf(extra, sizeof(extra), "%s", c->extra ? c->extra : "");
+    for (char *save = NULL, *t = strtok_r(extra, " ", &save);
+         t != NULL && argc < 30; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        FILE *f = freopen(log, "a", stderr);
+        (void)f;
+        execv(raftd, (char *const *)argv);
+        _exit(127);
+    }
+    c->pid[id] = pid;
+}
+
+static void kill_node(struct cluster *c, int id, int sig)
+{
+    if (c->pid[id] <= 0)
+        return;
+    kill(c->pid[id], sig);
+    if (sig == SIGKILL || sig == SIGTERM) {
+        waitpid(c->pid[id], NULL, 0);
+        c->pid[id] = 0;
+    }
+}
+
+static void stop_all(struct cluster *c)
+{
+    for (int i = 1; i <= c->n; i++) {
+        if (c->pid[i] > 0) {
+            kill(c->pid[i], SIGCONT);
+            kill_node(c, i, SIGKILL);
+        }
+    }
+}
+
+static void start_cluster(struct cluster *c, int n, const char *extra)
+{
+    memset(c, 0, sizeof(*c));
+    c->n = n;
+    c->extra = extra;
+    snprintf(c->dir, sizeof(c->dir), "/tmp/fl-raftd.XXXXXX");
+    if (mkdtemp(c->dir) == NULL)
+        die("mkdtemp failed: %s", strerror(errno));
+    for (int i = 1; i <= n; i++) {
+        c->client_port[i] = kvd_free_port();
+        c->peer_port[i] = kvd_free_port();
+    }
+    current = c;
+    for (int i = 1; i <= n; i++)
+        start_node(c, i);
+}
+
+/* Waits until exactly one reachable node reports the leader role; returns
+ * its id, or 0 on timeout. */
+static int wait_leader(struct cluster *c, int timeout_ms, int except)
+{
+    int64_t end = now_ms() + timeout_ms;
+
+    while (now_ms() < end) {
+        int leader = 0, leaders = 0;
+        for (int i = 1; i <= c->n; i++) {
+            char role[32];
+            if (i == except || c->pid[i] <= 0)
+                continue;
+            if (info_field(c->client_port[i], "role", role, sizeof(role)) &&
+                strcmp(role, "leader") == 0) {
+                leader = i;
+                leaders++;
+            }
+        }
+        if (leaders == 1)
+            return leader;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
+/* Writes key=value through node id, following -NOTLEADER; returns the
+ * final reply's first character, or 0 when no node replied. */
+static char write_key(struct cluster *c, int id, const char *key,
+                      const char *value, char *reply, size_t size)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        if (!command(c->client_port[id], reply, size, "SET", key, value, NULL))
+            return 0;
+        if (strncmp(reply, "-NOTLEADER 127.0.0.1:", 21) != 0)
+            return reply[0];
+        int port = atoi(reply + 21);
+        for (int i = 1; i <= c->n; i++) {
+            if (c->client_port[i] == port)
+                id = i;
+        }
+    }
+    return reply[0];
+}
+
+/* Counts the lines of node id's log that contain every one of the
+ * NULL-terminated patterns. */
+static int log_count(const struct cluster *c, int id, ...)
+{
+    char path[512], line[2048];
+    const char *pats[8];
+    int n = 0, count = 0;
+    va_list ap;
+
+    va_start(ap, id);
+    for (const char *p; (p = va_arg(ap, const char *)) != NULL && n < 8;)
+        pats[n++] = p;
+    va_end(ap);
+    snprintf(path, sizeof(path), "%s/node%d.log", c->dir, id);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        bool all = true;
+        for (int i = 0; i < n; i++)
+            all = all && strstr(line, pats[i]) != NULL;
+        count += all;
+    }
+    fclose(f);
+    return count;
+}
+
+/* ---- the log audit ----------------------------------------------------- */
+
+struct seen {
+    uint64_t term;
+    unsigned value;
+};
+
+/* Reads every node's log and checks the Raft invariants from its trace
+ * events: one leader per term, one vote per node and term, one command
+ * hash per index. */
+static void audit(struct cluster *c, const char *name)
+{
+    static struct seen leaders[100000], applied[200000];
+    static struct seen votes[MAX_NODES + 1][4096];
+    size_t n_leaders = 0, n_applied = 0, n_votes[MAX_NODES + 1] = {0};
+    bool ok = true;
+    char why[256] = "";
+    size_t events = 0;
+
+    for (int id = 1; id <= c->n; id++) {
+        char path[512], line[2048];
+        snprintf(path, sizeof(path), "%s/node%d.log", c->dir, id);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL) {
+            unsigned node, vote, hash;
+            uint64_t term, index;
+            char *p = strstr(line, "comp=raft msg=");
+            if (p == NULL)
+                continue;
+            p += strlen("comp=raft msg=");
+            char *fields = strstr(p, "node=");
+            if (fields == NULL ||
+                sscanf(fields,
+                       "node=%u term=%" SCNu64 " vote=%u index=%" SCNu64
+                       " hash=%u",
+                       &node, &term, &vote, &index, &hash) != 5)
+                continue;
+            events++;
+            if (strncmp(p, "leader ", 7) == 0) {
+                for (size_t i = 0; i < n_leaders; i++) {
+                    if (leaders[i].term == term && leaders[i].value != node) {
+                        ok = false;
+                        snprintf(why, sizeof(why),
+                                 "nodes %u and %u both led term %" PRIu64,
+                                 leaders[i].value, node, term);
+                    }
+                }
+                if (n_leaders < 100000)
+                    leaders[n_leaders++] = (struct seen){term, node};
+            } else if (strncmp(p, "vote ", 5) == 0 && node <= MAX_NODES) {
+                for (size_t i = 0; i < n_votes[node]; i++) {
+                    if (votes[node][i].term == term &&
+                        votes[node][i].value != vote) {
+                        ok = false;
+                        snprintf(why, sizeof(why),
+                                 "node %u voted for %u and %u in term "
+                                 "%" PRIu64,
+                                 node, votes[node][i].value, vote, term);
+                    }
+                }
+                if (n_votes[node] < 4096)
+                    votes[node][n_votes[node]++] = (struct seen){term, vote};
+            } else if (strncmp(p, "apply ", 6) == 0 && index < 200000) {
+                if (applied[index].term != 0 &&
+                    (applied[index].term != term ||
+                     applied[index].value != hash)) {
+                    ok = false;
+                    snprintf(why, sizeof(why),
+                             "node %u applied another command at index "
+                             "%" PRIu64,
+                             node, index);
+                }
+                applied[index] = (struct seen){term, hash};
+                n_applied++;
+            }
+        }
+        fclose(f);
+    }
+    for (size_t i = 0; i < 200000; i++)
+        applied[i] = (struct seen){0, 0};
+    check(ok && events > 0, "%s: log audit over %zu events (%zu applies): %s",
+          name, events, n_applied,
+          ok ? "one leader per term, one vote per term, "
+               "one command per index"
+             : why);
+}
+
+static void finish(struct cluster *c, const char *name)
+{
+    stop_all(c);
+    audit(c, name);
+    if (failures == 0)
+        kvd_remove_tree(c->dir);
+    else
+        printf("     logs kept in %s\n", c->dir);
+    current = NULL;
+}
+
+/* ---- scenarios --------------------------------------------------------- */
+
+/* Three nodes: election, writes at the leader, -NOTLEADER at followers,
+ * sessions, a killed leader, a restarted node catching up through
+ * InstallSnapshot. */
+static void three_nodes(void)
+{
+    struct cluster c;
+    char reply[4096], key[32], value[32], want[64];
+    int leader, follower, next;
+    bool all = true;
+
+    start_cluster(&c, 3, "--snapshot-every 20");
+    leader = wait_leader(&c, 10000, 0);
+    check(leader != 0, "3 nodes: a leader is elected (node %d)", leader);
+    if (leader == 0)
+        die("no leader; logs in %s", c.dir);
+    follower = leader % 3 + 1;
+
+    check(command(c.client_port[leader], reply, sizeof(reply), "SET", "a", "1",
+                  NULL) &&
+              strcmp(reply, "+OK") == 0,
+          "3 nodes: SET at the leader: %s", reply);
+    snprintf(want, sizeof(want), "-NOTLEADER 127.0.0.1:%d",
+             c.client_port[leader]);
+    check(command(c.client_port[follower], reply, sizeof(reply), "SET", "a",
+                  "2", NULL) &&
+              strcmp(reply, want) == 0,
+          "3 nodes: SET at a follower names the leader: %s", reply);
+    check(write_key(&c, follower, "b", "x", reply, sizeof(reply)) == '+',
+          "3 nodes: a write sent to a follower reaches the leader");
+    check(command(c.client_port[leader], reply, sizeof(reply), "GET", "a",
+                  NULL) &&
+              strcmp(reply, "$1") == 0,
+          "3 nodes: GET at the leader: %s", reply);
+    check(command(c.client_port[leader], reply, sizeof(reply), "CAS", "a", "1",
+                  "3", NULL) &&
+              strcmp(reply, ":1") == 0,
+          "3 nodes: CAS that matches: %s", reply);
+    check(command(c.client_port[leader], reply, sizeof(reply), "DEL", "zz",
+                  NULL) &&
+              strcmp(reply, ":0") == 0,
+          "3 nodes: DEL of a missing key: %s", reply);
+
+    /* Acknowledged writes, enough for several snapshots. */
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(value, sizeof(value), "v%d", i);
+        if (write_key(&c, leader, key, value, reply, sizeof(reply)) != '+')
+            all = false;
+    }
+    check(all, "3 nodes: 100 writes acknowledged");
+
+    kill_node(&c, leader, SIGKILL);
+    next = wait_leader(&c, 10000, leader);
+    check(next != 0 && next != leader,
+          "3 nodes: after SIGKILL of leader %d, node %d leads", leader, next);
+    if (next == 0)
+        die("no new leader; logs in %s", c.dir);
+    all = true;
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(want, sizeof(want), "$v%d", i);
+        if (!command(c.client_port[next], reply, sizeof(reply), "GET", key,
+                     NULL) ||
+            strcmp(reply, want) != 0) {
+            all = false;
+            printf("     %s: got %s\n", key, reply);
+            break;
+        }
+    }
+    check(all, "3 nodes: every acknowledged write survives the leader");
+
+    /* More writes while the old leader is down, so the others compact
+     * past what it has, then restart it. */
+    for (int i = 100; i < 160; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(value, sizeof(value), "v%d", i);
+        write_key(&c, next, key, value, reply, sizeof(reply));
+    }
+    start_node(&c, leader);
+    int64_t end = now_ms() + 10000;
+    uint64_t target = info_u64(c.client_port[next], "commit");
+    while (now_ms() < end &&
+           info_u64(c.client_port[leader], "applied") < target)
+        sleep_ms(50);
+    check(info_u64(c.client_port[leader], "applied") >= target,
+          "3 nodes: the restarted node applied up to %" PRIu64, target);
+    /* The trace marks a snapshot installed from the leader with vote=1. */
+    check(log_count(&c, leader, "comp=raft msg=snapshot", "vote=1", NULL) > 0,
+          "3 nodes: it caught up through InstallSnapshot (snapshot index "
+          "%" PRIu64 ")",
+          info_u64(c.client_port[leader], "snapshot_index"));
+    finish(&c, "3 nodes");
+}
+
+/* Sends SESSION, SEQ and a command on one connection; returns the last
+ * reply. */
+static bool session_write(int port, const char *session, const char *seq,
+                          const char *key, const char *value, char *reply,
+                          size_t size)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {3, 0};
+    char req[512], buf[512];
+    size_t got = 0;
+    int lines = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int len =
+        snprintf(req, sizeof(req), "SESSION %s\r\nSEQ %s\r\nCAS %s x %s\r\n",
+                 session, seq, key, value);
+
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
+        close(fd);
+        return false;
+    }
+    while (lines < 3) {
+        ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        lines = 0;
+        for (char *p = buf; (p = strstr(p, "\r\n")) != NULL; p += 2)
+            lines++;
+    }
+    close(fd);
+    if (lines < 3)
+        return false;
+    char *last = buf;
+    for (int i = 0; i < 2; i++)
+        last = strstr(last, "\r\n") + 2;
+    last[strcspn(last, "\r\n")] = '\0';
+    snprintf(reply, size, "%s", last);
+    return true;
+}
+
+/* A retried CAS with the same session numbers returns the first response
+ * and does not apply again. */
+static void sessions(void)
+{
+    struct cluster c;
+    char reply[256];
+    int leader;
+
+    start_cluster(&c, 3, "");
+    leader = wait_leader(&c, 10000, 0);
+    if (leader == 0)
+        die("sessions: no leader; logs in %s", c.dir);
+    int port = c.client_port[leader];
+    command(port, reply, sizeof(reply), "SET", "s", "x", NULL);
+    check(session_write(port, "41", "1", "s", "y", reply, sizeof(reply)) &&
+              strcmp(reply, ":1") == 0,
+          "sessions: CAS x->y with session 41, seq 1: %s", reply);
+    /* Make the value x again with another client. */
+    command(port, reply, sizeof(reply), "SET", "s", "x", NULL);
+    check(session_write(port, "41", "1", "s", "y", reply, sizeof(reply)) &&
+              strcmp(reply, ":1") == 0,
+          "sessions: the retry gets the cached answer: %s", reply);
+    check(command(port, reply, sizeof(reply), "GET", "s", NULL) &&
+              strcmp(reply, "$x") == 0,
+          "sessions: the retry did not apply again: %s", reply);
+    finish(&c, "sessions");
+}
+
+/* A paused leader, replaced while stopped, serves no stale read when it
+ * continues. */
+static void paused_leader(void)
+{
+    struct cluster c;
+    char reply[256];
+    int leader, next;
+
+    start_cluster(&c, 3, "");
+    leader = wait_leader(&c, 10000, 0);
+    if (leader == 0)
+        die("pause: no leader; logs in %s", c.dir);
+    command(c.client_port[leader], reply, sizeof(reply), "SET", "p", "old",
+            NULL);
+    kill_node(&c, leader, SIGSTOP);
+    next = wait_leader(&c, 10000, leader);
+    check(next != 0, "pause: node %d leads while node %d is stopped", next,
+          leader);
+    if (next == 0)
+        die("pause: no new leader; logs in %s", c.dir);
+    write_key(&c, next, "p", "new", reply, sizeof(reply));
+    kill_node(&c, leader, SIGCONT);
+    bool stale = false;
+    for (int i = 0; i < 20; i++) {
+        if (command(c.client_port[leader], reply, sizeof(reply), "GET", "p",
+                    NULL) &&
+            strcmp(reply, "$old") == 0)
+            stale = true;
+    }
+    check(!stale,
+          "pause: the old leader serves no stale read (last reply "
+          "%s)",
+          reply);
+    char role[32] = "";
+    int64_t end = now_ms() + 5000;
+    while (now_ms() < end &&
+           (!info_field(c.client_port[leader], "role", role, sizeof(role)) ||
+            strcmp(role, "leader") == 0))
+        sleep_ms(50);
+    check(strcmp(role, "follower") == 0,
+          "pause: the old leader stepped down (%s)", role);
+    finish(&c, "pause");
+}
+
+/* Five nodes keep working with two of them killed; a bad peer frame is
+ * dropped without harm. */
+static void five_nodes(void)
+{
+    struct cluster c;
+    char reply[256];
+    int leader, next;
+
+    start_cluster(&c, 5, "");
+    leader = wait_leader(&c, 10000, 0);
+    check(leader != 0, "5 nodes: a leader is elected (node %d)", leader);
+    if (leader == 0)
+        die("5 nodes: no leader; logs in %s", c.dir);
+    int victim = leader % 5 + 1;
+    kill_node(&c, victim, SIGKILL);
+    kill_node(&c, leader, SIGKILL);
+    next = wait_leader(&c, 10000, 0);
+    check(next != 0, "5 nodes: with two nodes down, node %d leads", next);
+    if (next == 0)
+        die("5 nodes: no leader; logs in %s", c.dir);
+    check(write_key(&c, next, "f", "5", reply, sizeof(reply)) == '+',
+          "5 nodes: writes go on with three nodes: %s", reply);
+
+    /* Garbage on a peer port is logged and dropped. */
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)c.peer_port[next]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        static const char junk[] = "\x10\0\0\0\x07\x01\0\0garbage-garbage!xxxx";
+        send(fd, junk, sizeof(junk) - 1, MSG_NOSIGNAL);
+        sleep_ms(100);
+    }
+    if (fd >= 0)
+        close(fd);
+    check(command(c.client_port[next], reply, sizeof(reply), "PING", NULL) &&
+              strcmp(reply, "+PONG") == 0,
+          "5 nodes: the leader survives a bad peer frame");
+    check(log_count(&c, next, "bad peer frame", NULL) > 0,
+          "5 nodes: the bad frame is logged");
+    finish(&c, "5 nodes");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: raftd_cluster PATH_TO_FL_RAFTD\n");
+        return 2;
+    }
+    raftd = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    three_nodes();
+    sessions();
+    paused_leader();
+    five_nodes();
+    printf("%s\n", failures ? "raftd_cluster: FAILED" : "raftd_cluster: ok");
+    return failures ? 1 : 0;
+}
