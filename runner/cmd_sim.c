@@ -44,9 +44,9 @@ static const char help[] =
     "                      (crashes may tear the last disk write), drop,\n"
     "                      duplicate, delay; or all (default) or none\n"
     "  --fault-every MS    mean virtual time between crashes and between\n"
-    "                      partitions (default 4000)\n"
-    "  --max-down MS       a crashed node restarts up to this much later\n"
-    "                      (default 3000)\n"
+    "                      partitions, in steps of 10 ms (default 4000)\n"
+    "  --max-down MS       a crashed node restarts up to this much later,\n"
+    "                      in steps of 10 ms (default 3000)\n"
     "  --drop P            probability that a message is lost, from 0 to 1,\n"
     "                      with the drop fault on (default 0.05)\n"
     "  --clients N         concurrent client processes, 0 to 64 (default 5)\n"
@@ -149,10 +149,16 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
 static int parse_range(const char *text, uint64_t *from, uint64_t *to)
 {
     const char *dots = strstr(text, "..");
+    const char *digits = "0123456789";
     char first[32];
 
-    if (dots == NULL || dots == text || (size_t)(dots - text) >= sizeof(first))
-        return run_usage_error("sim", "invalid --seeds \"%s\": expected A..B",
+    if (dots == NULL || dots == text ||
+        (size_t)(dots - text) >= sizeof(first) ||
+        strspn(text, digits) != (size_t)(dots - text) || dots[2] == '\0' ||
+        strspn(dots + 2, digits) != strlen(dots + 2))
+        return run_usage_error("sim",
+                               "invalid --seeds \"%s\": expected A..B, two "
+                               "decimal numbers",
                                text);
     memcpy(first, text, (size_t)(dots - text));
     first[dots - text] = '\0';
@@ -223,10 +229,31 @@ static int store_seed(const char *store, uint64_t seed,
     return rc;
 }
 
-/* Prints the command line that repeats the run of seed. */
+/* Prints arg so a POSIX shell reads it back unchanged: as it is when it
+ * holds only safe characters, otherwise in single quotes. */
+static void print_quoted(const char *arg)
+{
+    if (*arg != '\0' &&
+        strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789_-+=,./:@%") == strlen(arg)) {
+        printf(" %s", arg);
+        return;
+    }
+    fputs(" '", stdout);
+    for (const char *p = arg; *p != '\0'; p++) {
+        if (*p == '\'')
+            fputs("'\\''", stdout);
+        else
+            putchar(*p);
+    }
+    putchar('\'');
+}
+
+/* Prints the command line that repeats the run of seed. The seed comes
+ * first, so a "--" among the arguments cannot swallow it. */
 static void print_repro(int argc, char **argv, uint64_t seed)
 {
-    printf("  reproduce: faultline sim raft");
+    printf("  reproduce: faultline sim raft --seed %" PRIu64, seed);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seeds") == 0 || strcmp(argv[i], "--seed") == 0) {
             i++;
@@ -235,9 +262,9 @@ static void print_repro(int argc, char **argv, uint64_t seed)
         if (strncmp(argv[i], "--seeds=", 8) == 0 ||
             strncmp(argv[i], "--seed=", 7) == 0)
             continue;
-        printf(" %s", argv[i]);
+        print_quoted(argv[i]);
     }
-    printf(" --seed %" PRIu64 "\n", seed);
+    putchar('\n');
 }
 
 static int run_sim_raft(int argc, char **argv)
@@ -251,6 +278,8 @@ static int run_sim_raft(int argc, char **argv)
     int c;
 
     sim_raft_defaults(&o);
+    /* One line at a time, so an interrupted run keeps what it printed. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
@@ -323,6 +352,9 @@ static int run_sim_raft(int argc, char **argv)
             if (*optarg == '\0')
                 return run_usage_error("sim", "empty --store: expected a "
                                               "directory");
+            if (strlen(optarg) > 4000)
+                return run_usage_error("sim", "--store is longer than 4000 "
+                                              "bytes");
             store = optarg;
             break;
         case 'h':
@@ -379,6 +411,10 @@ static int run_sim_raft(int argc, char **argv)
         if (seed == last)
             break;
     }
+    if (committed == 0 && o.ticks >= 1000)
+        printf("warning: no entry was committed in any seed, so the run "
+               "checked little; the faults may leave the cluster no time to "
+               "elect a leader\n");
     printf("%" PRIu64 " seed(s), %" PRIu64 " with a violation, %" PRIu64
            " unknown, %" PRIu64 " entries committed and %" PRIu64
            " client operations in all\n",

@@ -1,6 +1,7 @@
 /*
  * Output files written through a temporary file and a rename, with the
- * temporary file removed on failure, SIGINT and SIGTERM. See outfile.h.
+ * temporary file removed on failure, SIGINT, SIGTERM and SIGHUP. See
+ * outfile.h.
  */
 #include "outfile.h"
 
@@ -17,6 +18,7 @@ static char cleanup_path[4096];
 static volatile sig_atomic_t cleanup_armed;
 static struct sigaction saved_int;
 static struct sigaction saved_term;
+static struct sigaction saved_hup;
 
 static void remove_and_exit(int sig)
 {
@@ -32,6 +34,7 @@ static void block_signals(sigset_t *old)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -49,19 +52,21 @@ static void install(int sig, struct sigaction *saved)
     sigaction(sig, &sa, NULL);
 }
 
-/* The caller blocks SIGINT and SIGTERM around arm and disarm. */
+/* The caller blocks SIGINT, SIGTERM and SIGHUP around arm and disarm. */
 static void arm_cleanup(const char *tmp)
 {
     memcpy(cleanup_path, tmp, strlen(tmp) + 1);
     cleanup_armed = 1;
     install(SIGINT, &saved_int);
     install(SIGTERM, &saved_term);
+    install(SIGHUP, &saved_hup);
 }
 
 static void disarm_cleanup(void)
 {
     sigaction(SIGINT, &saved_int, NULL);
     sigaction(SIGTERM, &saved_term, NULL);
+    sigaction(SIGHUP, &saved_hup, NULL);
     cleanup_armed = 0;
 }
 

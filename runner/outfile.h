@@ -3,9 +3,9 @@
  *
  * A path that names a regular file, or nothing yet, is written to
  * PATH.tmp.PID in the same folder, which is renamed over PATH on success
- * and removed on failure. While that temporary file exists, SIGINT and
- * SIGTERM remove it and end the process with exit code 128 + the signal
- * number. A device, FIFO or other special file is written in place, because
+ * and removed on failure. While that temporary file exists, SIGINT,
+ * SIGTERM and SIGHUP remove it and end the process with exit code 128 + the
+ * signal number. A device, FIFO or other special file is written in place, because
  * renaming over it would replace the device node. Symbolic links are
  * followed, so the file they point to is replaced, not the link.
  *

@@ -38,6 +38,7 @@ struct names {
 struct sim_disk {
     struct kv_vfs vfs;
     pthread_mutex_t lock;
+    bool out_of_memory; /* some call failed with -ENOMEM */
     struct fl_rng rng;
 
     struct inode *inodes;
@@ -175,6 +176,25 @@ static bool enter(struct sim_disk *d)
     return true;
 }
 
+/* Releases the lock at the end of a call that returns rc, remembering an
+ * allocation failure, which the disk reports as -ENOMEM. */
+static int leave(struct sim_disk *d, int rc)
+{
+    if (rc == -ENOMEM)
+        d->out_of_memory = true;
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+/* leave for the calls that return a byte count. */
+static ssize_t leave_bytes(struct sim_disk *d, ssize_t n)
+{
+    if (n == -ENOMEM)
+        d->out_of_memory = true;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 static int s_open(void *ctx, const char *path, int flags, int mode)
 {
     struct sim_disk *d = ctx;
@@ -233,8 +253,7 @@ static int s_open(void *ctx, const char *path, int flags, int mode)
     d->fds[slot] = (long)inode;
     rc = (int)slot + FD_BASE;
 out:
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_close(void *ctx, int fd)
@@ -248,8 +267,7 @@ static int s_close(void *ctx, int fd)
         d->fds[fd - FD_BASE] = -1;
         rc = 0;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static ssize_t s_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
@@ -270,8 +288,7 @@ static ssize_t s_pread(void *ctx, int fd, void *buf, size_t len, off_t off)
             memcpy(buf, in->now.data + start, (size_t)n);
         }
     }
-    pthread_mutex_unlock(&d->lock);
-    return n;
+    return leave_bytes(d, n);
 }
 
 static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t len,
@@ -307,8 +324,7 @@ static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t len,
             free(old);
         }
     }
-    pthread_mutex_unlock(&d->lock);
-    return n;
+    return leave_bytes(d, n);
 }
 
 static int s_sync(void *ctx, int fd)
@@ -325,8 +341,7 @@ static int s_sync(void *ctx, int fd)
         if (d->have_last && d->last_inode == (size_t)d->fds[fd - FD_BASE])
             d->have_last = false;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_ftruncate(void *ctx, int fd, off_t len)
@@ -341,8 +356,7 @@ static int s_ftruncate(void *ctx, int fd, off_t len)
     if (in != NULL) {
         rc = set_size(&in->now, (size_t)len) ? 0 : -ENOMEM;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_size(void *ctx, int fd, off_t *out)
@@ -358,8 +372,7 @@ static int s_size(void *ctx, int fd, off_t *out)
         *out = (off_t)in->now.size;
         rc = 0;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_rename(void *ctx, const char *from, const char *to)
@@ -394,8 +407,7 @@ static int s_rename(void *ctx, const char *from, const char *to)
             }
         }
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_unlink(void *ctx, const char *path)
@@ -411,8 +423,7 @@ static int s_unlink(void *ctx, const char *path)
         remove_name(&d->now, e);
         rc = 0;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_mkdir(void *ctx, const char *path, int mode)
@@ -440,8 +451,7 @@ static int s_mkdir(void *ctx, const char *path, int mode)
             d->dirs[d->n_dirs++] = copy;
         }
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 /* Makes the entries of directory dir durable as they are now: new names
@@ -470,8 +480,7 @@ static int s_fsync_dir(void *ctx, const char *dir)
         else if (!add_name(&d->durable, e->path, e->inode))
             rc = -ENOMEM;
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 static int s_list(void *ctx, const char *dir,
@@ -487,8 +496,7 @@ static int s_list(void *ctx, const char *dir,
         if (in_dir(path, dir))
             rc = each(arg, path + strlen(dir) + 1);
     }
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    return leave(d, rc);
 }
 
 /* ---- the disk ---------------------------------------------------------- */
@@ -582,4 +590,12 @@ void sim_disk_restart(struct sim_disk *d)
     pthread_mutex_lock(&d->lock);
     d->crashed = false;
     pthread_mutex_unlock(&d->lock);
+}
+
+bool sim_disk_out_of_memory(struct sim_disk *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool oom = d->out_of_memory;
+    pthread_mutex_unlock(&d->lock);
+    return oom;
 }

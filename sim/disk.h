@@ -19,6 +19,7 @@
 
 #include "vfs.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum sim_crash {
@@ -50,5 +51,9 @@ void sim_disk_crash(struct sim_disk *d, enum sim_crash mode);
 
 /* Lets calls reach the disk again after a crash, as a reboot does. */
 void sim_disk_restart(struct sim_disk *d);
+
+/* Returns true when a call failed because the disk could not allocate
+ * memory, so a caller can tell a failing engine from a faulty one. */
+bool sim_disk_out_of_memory(struct sim_disk *d);
 
 #endif

@@ -19,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK_NS  10000000LL /* a tick stands for 10 ms */
-#define KEYS     3          /* the clients' keys: k0, k1, k2 */
-#define RESEND   50         /* ticks before a client asks again */
-#define GIVE_UP  300        /* ticks before a client stops waiting */
-#define DATA_DIR "/node"
+#define TICK_NS 10000000LL /* a tick stands for 10 ms */
+/* The clients' keys, k0, k1, ...: three, and one more per four clients
+ * past twelve, so each key gets few concurrent operations and the
+ * linearizability check stays fast. */
+#define KEYS(clients) (3 + ((clients) > 12 ? ((clients)-12) / 4 : 0))
+#define RESEND        50  /* ticks before a client asks again */
+#define GIVE_UP       300 /* ticks before a client stops waiting */
+#define DATA_DIR      "/node"
 
 /* A growable array of 64-bit values indexed by term or log index; 0 means
  * unset, so stored values keep bit 63 set. */
@@ -238,6 +241,17 @@ static void trace_line(struct sim *s, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     fl_buf_printf(&s->res->trace, "{\"tick\":%u,%s}\n", s->now, line);
+}
+
+/* Checks whether node id's simulated disk ran out of memory. Then a
+ * failing state machine is the simulation's failure, not the node's, so
+ * the run ends as out of memory. */
+static bool out_of_memory(struct sim *s, uint32_t id)
+{
+    if (!sim_disk_out_of_memory(s->nodes[id].disk))
+        return false;
+    s->failed = true;
+    return true;
 }
 
 /* ---- the trace: invariants --------------------------------------------- */
@@ -571,11 +585,21 @@ static void store_snapshot(struct sim *s, struct node *n,
 
 /* Sends the response to the client waiting at node n for the entry at
  * index. When another entry took that index, the client resends. */
-static void answer_write(struct sim *s, struct node *n, uint64_t index,
+static void answer_write(struct sim *s, uint32_t id, uint64_t index,
                          const struct rfm_result *out)
 {
+    struct node *n = &s->nodes[id];
     size_t kept = 0;
 
+    /* The response goes to the client whose session and number it names,
+     * when that client sent its write to this node, whatever index the
+     * write took. A node of one commits during the proposal itself. */
+    for (unsigned ci = 0; out->answered && ci < s->o->clients; ci++) {
+        struct client *c = &s->clients[ci];
+        if (c->busy && c->f != OP_GET && c->target == id &&
+            c->session == out->client && c->seq == out->seq)
+            complete(s, ci, "ok", NULL);
+    }
     for (size_t i = 0; i < n->n_wait; i++) {
         struct waiting *w = &n->wait[i];
         struct client *c = &s->clients[w->client];
@@ -583,12 +607,9 @@ static void answer_write(struct sim *s, struct node *n, uint64_t index,
             n->wait[kept++] = *w;
             continue;
         }
-        if (!c->busy || c->f == OP_GET || c->seq != w->seq)
-            continue; /* the client moved on */
-        if (out->answered && out->client == c->session && out->seq == c->seq)
-            complete(s, w->client, "ok", NULL);
-        else
-            c->resend_at = s->now + 1; /* another entry won the index */
+        /* Still waiting: another entry won the index. */
+        if (c->busy && c->f != OP_GET && c->seq == w->seq)
+            c->resend_at = s->now + 1;
     }
     n->n_wait = kept;
 }
@@ -601,12 +622,13 @@ static void apply(struct sim *s, uint32_t id, const struct rft_update *u)
     for (size_t i = 0; i < u->n_committed; i++) {
         uint64_t index = u->first_committed + i;
         if (rfm_apply(n->m, index, &u->committed[i], &s->out) != 0) {
-            violation(s,
-                      "node %u: state machine failed at index %" PRIu64 ": %s",
-                      id, index, kv_error(rfm_engine(n->m)));
+            if (!out_of_memory(s, id))
+                violation(
+                    s, "node %u: state machine failed at index %" PRIu64 ": %s",
+                    id, index, kv_error(rfm_engine(n->m)));
             return;
         }
-        answer_write(s, n, index, &s->out);
+        answer_write(s, id, index, &s->out);
     }
 }
 
@@ -640,8 +662,9 @@ static void answer_reads(struct sim *s, uint32_t id, const struct rft_update *u)
         fl_buf_clear(&s->scratch);
         if (rfm_get(n->m, (struct fl_str){key, strlen(key)}, &s->scratch,
                     &found) != 0) {
-            violation(s, "node %u: read failed: %s", id,
-                      kv_error(rfm_engine(n->m)));
+            if (!out_of_memory(s, id))
+                violation(s, "node %u: read failed: %s", id,
+                          kv_error(rfm_engine(n->m)));
             return;
         }
         complete(s, q->client, "ok", &s->scratch);
@@ -663,8 +686,10 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
         store_snapshot(s, n, u->snapshot);
         if (rfm_import(n->m, u->snapshot->data, u->snapshot->len, err,
                        sizeof(err)) != 0) {
-            violation(s, "node %u: loading the leader's snapshot failed: %s",
-                      id, err);
+            if (!out_of_memory(s, id))
+                violation(s,
+                          "node %u: loading the leader's snapshot failed: %s",
+                          id, err);
             return;
         }
     }
@@ -794,14 +819,17 @@ static void boot(struct sim *s, uint32_t id)
         return;
     }
     if (rc != 0) {
-        violation(s, "node %u cannot recover its state machine: %s", id, err);
+        if (!out_of_memory(s, id))
+            violation(s, "node %u cannot recover its state machine: %s", id,
+                      err);
         return;
     }
     /* The machine lost applied entries the snapshot covers: start over
      * from the snapshot. */
     if (rfm_applied(n->m) < n->snap.index &&
         rfm_import(n->m, n->snap.data, n->snap.len, err, sizeof(err)) != 0) {
-        violation(s, "node %u: loading its snapshot failed: %s", id, err);
+        if (!out_of_memory(s, id))
+            violation(s, "node %u: loading its snapshot failed: %s", id, err);
         return;
     }
     n->boots++;
@@ -959,11 +987,12 @@ static void send_op(struct sim *s, unsigned ci)
     } else {
         struct rft_event ev = {
             .type = RFT_EV_PROPOSE, .data = cmd.data, .len = cmd.len};
+        c->target = id;
         step(s, id, &ev, &index);
     }
     fl_buf_free(&op);
     fl_buf_free(&cmd);
-    if (s->nodes[id].r == NULL || s->failed)
+    if (s->nodes[id].r == NULL || s->failed || !c->busy)
         return;
     if (index == 0) {
         /* Not the leader: try the leader this node reported, or any. */
@@ -971,7 +1000,6 @@ static void send_op(struct sim *s, unsigned ci)
         c->resend_at = s->now + 1;
         return;
     }
-    c->target = id;
     if (grow(s, (void **)&n->wait, &n->wait_cap, n->n_wait, sizeof(*n->wait)))
         n->wait[n->n_wait++] = (struct waiting){index, ci, c->seq};
 }
@@ -988,7 +1016,7 @@ static void run_clients(struct sim *s)
                 c->f = OP_PUT;
             else
                 c->f = OP_APPEND;
-            c->key = (unsigned)fl_rng_below(&s->rng, KEYS);
+            c->key = (unsigned)fl_rng_below(&s->rng, KEYS(s->o->clients));
             c->value = ++s->values;
             c->seq++;
             c->busy = true;
@@ -1020,7 +1048,9 @@ static int check_history(struct sim *s)
     chk_lin_options_default(&lo);
     lo.model = CHK_MODEL_KV;
     lo.threads = 1;
-    lo.time_limit_s = 20;
+    /* A memory budget, not a time limit, so the verdict does not depend
+     * on the machine's speed. */
+    lo.memory_limit_bytes = (int64_t)1 << 30;
     rc = chk_lin_history_new(&h, &lo);
     if (rc == 0)
         rc = fl_hist_reader_open_mem(&rd, "history.jsonl",
@@ -1173,8 +1203,9 @@ int sim_raft_run(const struct sim_raft_options *o,
              * applied entries unsynced. */
             if (s->nodes[id].m != NULL && fl_rng_chance(&s->rng, 0.2) &&
                 rfm_sync(s->nodes[id].m) != 0)
-                violation(s, "node %u: sync failed: %s", id,
-                          kv_error(rfm_engine(s->nodes[id].m)));
+                if (!out_of_memory(s, id))
+                    violation(s, "node %u: sync failed: %s", id,
+                              kv_error(rfm_engine(s->nodes[id].m)));
         }
     }
     if (rc == 0 && !result->violation && !s->failed)

@@ -56,6 +56,9 @@ struct rft {
     unsigned quorum_elapsed; /* leader: ticks of the CheckQuorum period */
     uint64_t next[RFT_MAX_NODES + 1];  /* leader: next index to send */
     uint64_t match[RFT_MAX_NODES + 1]; /* leader: highest index known */
+    /* Leader: the follower accepted the last append it replied to, so the
+     * next batches go out without waiting for replies (pipelining). */
+    bool in_sync[RFT_MAX_NODES + 1];
     /* Leader: the snapshot index being sent to each follower, and how many
      * of its bytes the follower confirmed. */
     uint64_t snap_sent[RFT_MAX_NODES + 1];
@@ -296,6 +299,10 @@ static void send_append(struct rft *r, uint32_t to)
             n = r->cfg.max_entries_per_append;
         m->entries = entry(r, next);
         m->n_entries = (size_t)n;
+        /* A follower in sync gets the following entries in the next
+         * message at once; a lost message shows as a rejection. */
+        if (r->in_sync[to])
+            r->next[to] = next + n;
     }
 }
 
@@ -305,6 +312,18 @@ static void broadcast_append(struct rft *r)
         if (r->conf.nodes[i] != r->cfg.id)
             send_append(r, r->conf.nodes[i]);
     }
+}
+
+/* Sends every follower a heartbeat that carries again the entries it has
+ * not confirmed, so entries lost in flight go out again. */
+static void heartbeat(struct rft *r)
+{
+    for (size_t i = 0; i < r->conf.n_nodes; i++) {
+        uint32_t id = r->conf.nodes[i];
+        if (id != r->cfg.id && r->in_sync[id])
+            r->next[id] = r->match[id] + 1;
+    }
+    broadcast_append(r);
 }
 
 /* ---- reads ------------------------------------------------------------- */
@@ -475,6 +494,7 @@ static void become_leader(struct rft *r)
         uint32_t id = r->conf.nodes[i];
         r->next[id] = last_index(r) + 1;
         r->match[id] = 0;
+        r->in_sync[id] = false;
         r->acked_round[id] = 0;
     }
     /* A no-op of the new term lets earlier entries commit (section 8). */
@@ -676,6 +696,7 @@ static void on_append(struct rft *r, const struct rft_msg *m)
  * sends it what follows. */
 static void follower_matches(struct rft *r, uint32_t from, uint64_t match)
 {
+    r->in_sync[from] = true;
     if (match > r->match[from])
         r->match[from] = match;
     if (r->next[from] < match + 1)
@@ -698,10 +719,14 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
         follower_matches(r, from, m->match);
         return;
     }
-    /* Back off, using the follower's hint, but never below index 1. */
+    /* Back off, using the follower's hint, but never below index 1 or an
+     * index the follower confirmed. */
+    r->in_sync[from] = false;
     uint64_t next = r->next[from] > 1 ? r->next[from] - 1 : 1;
     if (m->match < next - 1)
         next = m->match + 1;
+    if (next <= r->match[from])
+        next = r->match[from] + 1;
     r->next[from] = next;
     send_append(r, from);
 }
@@ -777,8 +802,11 @@ static void on_snapshot_msg(struct rft *r, const struct rft_msg *m)
         reply->match = s->index;
         return;
     }
-    if (m->offset == 0) {
-        /* A new snapshot, or this one from the start. */
+    bool same = in->index == s->index && r->incoming_from == m->from &&
+                r->incoming_term == m->term && in->data != NULL;
+    if (m->offset == 0 && !same) {
+        /* A new snapshot, or one from another leader or term. A late copy
+         * of the first chunk of the one in progress changes nothing. */
         in->index = s->index;
         in->term = s->term;
         in->conf = s->conf;
@@ -791,8 +819,8 @@ static void on_snapshot_msg(struct rft *r, const struct rft_msg *m)
     if (in->index != s->index || r->incoming_from != m->from ||
         r->incoming_term != m->term || m->offset != in->len ||
         s->conf.n_nodes == 0 || s->conf.n_nodes > RFT_MAX_NODES) {
-        bool same = in->index == s->index && r->incoming_from == m->from &&
-                    r->incoming_term == m->term;
+        same = in->index == s->index && r->incoming_from == m->from &&
+               r->incoming_term == m->term;
         reply->offset = same ? in->len : 0;
         return;
     }
@@ -914,7 +942,7 @@ static void on_tick(struct rft *r)
         }
         if (r->elapsed >= r->cfg.heartbeat_ticks) {
             r->elapsed = 0;
-            broadcast_append(r);
+            heartbeat(r);
         }
         return;
     }

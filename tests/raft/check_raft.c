@@ -1199,6 +1199,9 @@ START_TEST(test_snapshot_chunks_in_order)
     m = chunk(1, 5, 1, 2, "zz", false); /* overlaps: refused */
     receive(r, &m, &u);
     ck_assert_uint_eq(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->offset, 3);
+    m = chunk(1, 5, 1, 0, "abc", false); /* a late copy of the first */
+    receive(r, &m, &u);
+    ck_assert_uint_eq(only_msg(&u, RFT_MSG_SNAPSHOT_REPLY)->offset, 3);
     m = chunk(1, 5, 1, 3, "de", true);
     receive(r, &m, &u);
     ck_assert_ptr_nonnull(u.snapshot);

@@ -280,13 +280,19 @@ expect sim-unknown-system 2 'unknown system "etcd": expected raft' -- \
   "$faultline" sim etcd
 expect sim-seeds-valid 0 "^5 seed\(s\), 0 with a violation" -- \
   "$faultline" sim raft --seeds 1..5
-expect sim-bug-found 1 "reproduce: faultline sim raft --inject-bug truncate-on-match --seed 1" -- \
+expect sim-bug-found 1 "reproduce: faultline sim raft --seed 1 --inject-bug truncate-on-match$" -- \
   "$faultline" sim raft --inject-bug truncate-on-match --seeds 1..2
 expect sim-bad-nodes 2 "invalid --nodes \"0\"" -- "$faultline" sim raft --nodes 0
 expect sim-bad-range 2 "the first seed is above the last" -- \
   "$faultline" sim raft --seeds 5..1
 expect sim-bad-range-form 2 'invalid --seeds "7": expected A..B' -- \
   "$faultline" sim raft --seeds 7
+expect sim-bad-range-open 2 'invalid --seeds "1..": expected A..B' -- \
+  "$faultline" sim raft --seeds 1..
+expect sim-repro-quoted 1 "reproduce: faultline sim raft --seed 1 --inject-bug truncate-on-match --store '$tmp/sp ace'" -- \
+  "$faultline" sim raft --inject-bug truncate-on-match --seeds 1..1 --store "$tmp/sp ace"
+expect sim-one-node-acks 0 "^1 seed" -- \
+  "$faultline" sim raft --nodes 1 --faults none --seed 1 --time 5 --store "$tmp/one"
 expect sim-bad-fault 2 'unknown fault "flood" in --faults' -- \
   "$faultline" sim raft --faults crash,flood
 expect sim-bad-bug 2 'unknown --inject-bug "split-brain"' -- \
@@ -315,18 +321,24 @@ expect sim-store-not-dir 4 "not-a-dir/seed-1: cannot create" -- \
 
 # The same seed and options give the same output, and --store keeps the
 # same history and trace, byte for byte; the history passes the checker.
-a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 21 --store "$tmp/a" 2>&1)
-b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 21 --store "$tmp/b" 2>&1)
+a=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 11 --store "$tmp/a" 2>&1)
+b=$("$faultline" sim raft --nodes 3 --drop 0.2 --fault-every 100 --max-down 50 --inject-bug commit-prior-term --seed 11 --store "$tmp/b" 2>&1)
 if [ "${a//$tmp\/a/}" != "${b//$tmp\/b/}" ] ||
    ! grep -q "leader completeness" <<<"$a" ||
-   ! cmp -s "$tmp/a/seed-21/history.jsonl" "$tmp/b/seed-21/history.jsonl" ||
-   ! cmp -s "$tmp/a/seed-21/trace.jsonl" "$tmp/b/seed-21/trace.jsonl" ||
-   [ ! -s "$tmp/a/seed-21/trace.jsonl" ]; then
+   ! cmp -s "$tmp/a/seed-11/history.jsonl" "$tmp/b/seed-11/history.jsonl" ||
+   ! cmp -s "$tmp/a/seed-11/trace.jsonl" "$tmp/b/seed-11/trace.jsonl" ||
+   [ ! -s "$tmp/a/seed-11/trace.jsonl" ]; then
   echo "FAIL sim-replay: two runs of one seed differ or find nothing:"
   echo "$a"; echo "$b"
   failures=$((failures + 1))
 else
   echo "ok   sim-replay"
+fi
+if ! grep -q '"type":"ok","f":"put"' "$tmp/one/seed-1/history.jsonl"; then
+  echo "FAIL sim-one-node-ok: a one-node cluster acknowledged no write"
+  failures=$((failures + 1))
+else
+  echo "ok   sim-one-node-ok"
 fi
 "$faultline" sim raft --seeds 3..4 --time 5 --store "$tmp/st" >/dev/null
 expect sim-store-history-checks 0 "linearizable" -- \
