@@ -53,6 +53,40 @@ static int create(const struct kv_vfs *vfs, const char *dir, const char *path,
     return 0;
 }
 
+int kv_mark_peek(const struct kv_vfs *vfs, const char *dir, uint64_t *seq)
+{
+    unsigned char file[KV_MARK_STRIDE + KV_MARK_SLOT];
+    uint64_t gen[2] = {0, 0};
+    uint64_t val[2] = {0, 0};
+    bool valid[2];
+    char path[4096];
+    off_t size = 0;
+    int fd;
+    int rc;
+
+    *seq = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, KV_MARK_NAME);
+    fd = vfs->open(vfs->ctx, path, O_RDONLY, 0);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0)
+        return fd;
+    rc = vfs->size(vfs->ctx, fd, &size);
+    if (rc == 0 && size != (off_t)sizeof(file))
+        rc = FL_ECORRUPT;
+    if (rc == 0)
+        rc = kv_vfs_read_all(vfs, fd, file, sizeof(file), 0);
+    vfs->close(vfs->ctx, fd);
+    if (rc != 0)
+        return rc;
+    valid[0] = decode(file, &gen[0], &val[0]);
+    valid[1] = decode(file + KV_MARK_STRIDE, &gen[1], &val[1]);
+    if (!valid[0] && !valid[1])
+        return FL_ECORRUPT;
+    *seq = val[!valid[0] || (valid[1] && gen[1] > gen[0]) ? 1 : 0];
+    return 0;
+}
+
 int kv_mark_open(struct kv_mark *m, const struct kv_vfs *vfs, const char *dir,
                  bool skip_dir_fsync, char *err, size_t errsize)
 {

@@ -62,6 +62,12 @@ struct kv_mark {
 int kv_mark_open(struct kv_mark *m, const struct kv_vfs *vfs, const char *dir,
                  bool skip_dir_fsync, char *err, size_t errsize);
 
+/* Reads the watermark of dir into *seq (0 when there is no file) without
+ * changing anything, unlike kv_mark_open, which deletes a temporary file a
+ * crash left. For inspecting a directory an engine may have open. Returns
+ * 0, FL_ECORRUPT when no slot is valid, or a negative errno. */
+int kv_mark_peek(const struct kv_vfs *vfs, const char *dir, uint64_t *seq);
+
 /* Stores seq in the older slot and fdatasyncs. Returns 0 or a negative
  * errno. */
 int kv_mark_write(struct kv_mark *m, uint64_t seq);

@@ -2203,15 +2203,14 @@ START_TEST(test_watermark_missing_newest_segment)
 END_TEST
 
 /* Reads the watermark stored in dir/watermark, or 0 without the file. */
+/* Reads the watermark without side effects: kv_mark_open would delete
+ * the temporary file of a watermark the engine is creating right now,
+ * which once failed the engine in the middle of this test. */
 static uint64_t stored_watermark(const char *dir)
 {
-    struct kv_mark m;
-    char err[512];
+    uint64_t seq = 0;
 
-    ck_assert_int_eq(
-        kv_mark_open(&m, kv_vfs_posix(), dir, false, err, sizeof(err)), 0);
-    uint64_t seq = m.seq;
-    kv_mark_close(&m);
+    ck_assert_int_eq(kv_mark_peek(kv_vfs_posix(), dir, &seq), 0);
     return seq;
 }
 
