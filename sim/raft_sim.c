@@ -11,6 +11,7 @@
 #include "raft.h"
 #include "rng.h"
 #include "session.h"
+#include "storage.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,9 +25,10 @@
  * past twelve, so each key gets few concurrent operations and the
  * linearizability check stays fast. */
 #define KEYS(clients) (3 + ((clients) > 12 ? ((clients)-12) / 4 : 0))
-#define RESEND        50  /* ticks before a client asks again */
-#define GIVE_UP       300 /* ticks before a client stops waiting */
-#define DATA_DIR      "/node"
+#define RESEND        50      /* ticks before a client asks again */
+#define GIVE_UP       300     /* ticks before a client stops waiting */
+#define DATA_DIR      "/node" /* the KV engine's directory */
+#define RAFT_DIR      "/raft" /* the Raft storage's */
 
 /* A growable array of 64-bit values indexed by term or log index; 0 means
  * unset, so stored values keep bit 63 set. */
@@ -36,12 +38,6 @@ struct table {
 };
 
 #define SET (1ull << 63)
-
-struct log {
-    struct rft_entry *v;
-    size_t n;
-    size_t cap;
-};
 
 /* A client request a node keeps until it applies the entry at index. */
 struct waiting {
@@ -55,14 +51,9 @@ struct node {
     struct rfm *m; /* its state machine, on disk */
     struct sim_disk *disk;
     uint64_t boots;
-    unsigned up_at; /* tick of the restart while down */
-    int group;      /* partition side */
-    /* Durable Raft state: what the core's updates asked to persist. The
-     * log contains the entries after snap.index. */
-    uint64_t term;
-    uint32_t vote;
-    struct rft_snapshot snap;
-    struct log log;
+    unsigned up_at;    /* tick of the restart while down */
+    int group;         /* partition side */
+    struct rfs *store; /* its Raft state on the disk, NULL while down */
     /* From the trace. */
     uint64_t commit;
     uint64_t highest_term;
@@ -205,25 +196,6 @@ static bool copy_entry(struct rft_entry *to, const struct rft_entry *from)
     *to = *from;
     to->data = copy_bytes(from->data, from->len);
     return from->len == 0 || to->data != NULL;
-}
-
-static void free_log(struct log *l, size_t from)
-{
-    while (l->n > from)
-        free((void *)l->v[--l->n].data);
-}
-
-/* Drops the first count entries of l. */
-static void drop_front(struct log *l, size_t count)
-{
-    if (count > l->n)
-        count = l->n;
-    if (count == 0)
-        return;
-    for (size_t i = 0; i < count; i++)
-        free((void *)l->v[i].data);
-    memmove(l->v, l->v + count, (l->n - count) * sizeof(*l->v));
-    l->n -= count;
 }
 
 /* Appends a line to the trace (with keep_trace). */
@@ -414,31 +386,58 @@ static void on_trace(void *arg, const struct rft_trace *t)
     }
 }
 
+/* Returns the entry at index of a durable log d. */
+static const struct rft_entry *durable_at(const struct rft_durable *d,
+                                          uint64_t index)
+{
+    return &d->entries[index - d->snapshot.index - 1];
+}
+
 /* The log matching property: two logs with an entry of the same index and
- * term agree on every entry up to it (checked where both still hold
- * entries, after their snapshots). */
+ * term agree on every entry up to it. It is checked on what each node's
+ * disk holds at the end, where both logs still hold entries after their
+ * snapshots; a node that is down has its storage opened again for it. */
 static void check_log_matching(struct sim *s)
 {
+    struct rft_durable d[RFT_MAX_NODES + 1];
+    char err[512];
+
+    for (uint32_t id = 1; id <= s->o->nodes; id++) {
+        struct node *n = &s->nodes[id];
+        if (n->store == NULL) {
+            sim_disk_restart(n->disk);
+            if (rfs_open(&n->store, RAFT_DIR, sim_disk_vfs(n->disk), 4096, err,
+                         sizeof(err)) != 0) {
+                if (!out_of_memory(s, id))
+                    violation(s, "node %u cannot recover its Raft state: %s",
+                              id, err);
+                return;
+            }
+        }
+        rfs_durable(n->store, &d[id]);
+    }
     for (uint32_t a = 1; a <= s->o->nodes; a++) {
         for (uint32_t b = a + 1; b <= s->o->nodes; b++) {
-            const struct node *x = &s->nodes[a];
-            const struct node *y = &s->nodes[b];
-            uint64_t lo =
-                x->snap.index > y->snap.index ? x->snap.index : y->snap.index;
-            uint64_t hx = x->snap.index + x->log.n;
-            uint64_t hy = y->snap.index + y->log.n;
+            const struct rft_durable *x = &d[a];
+            const struct rft_durable *y = &d[b];
+            uint64_t lo = x->snapshot.index > y->snapshot.index
+                              ? x->snapshot.index
+                              : y->snapshot.index;
+            uint64_t hx = x->snapshot.index + x->n_entries;
+            uint64_t hy = y->snapshot.index + y->n_entries;
             uint64_t hi = hx < hy ? hx : hy;
             uint64_t same = 0;
-#define AT(nd, i) (&(nd)->log.v[(i) - (nd)->snap.index - 1])
             for (uint64_t i = hi; i > lo; i--) {
-                if (AT(x, i)->term == AT(y, i)->term) {
+                if (durable_at(x, i)->term == durable_at(y, i)->term) {
                     same = i;
                     break;
                 }
             }
             for (uint64_t i = lo + 1; i <= same; i++) {
-                if (AT(x, i)->term != AT(y, i)->term ||
-                    rft_entry_hash(AT(x, i)) != rft_entry_hash(AT(y, i))) {
+                const struct rft_entry *ex = durable_at(x, i);
+                const struct rft_entry *ey = durable_at(y, i);
+                if (ex->term != ey->term ||
+                    rft_entry_hash(ex) != rft_entry_hash(ey)) {
                     violation(s,
                               "log matching: nodes %u and %u share index "
                               "%" PRIu64 " and term but differ at index "
@@ -447,7 +446,6 @@ static void check_log_matching(struct sim *s)
                     return;
                 }
             }
-#undef AT
         }
     }
 }
@@ -566,23 +564,6 @@ static void free_packet(struct packet *p)
 static void step(struct sim *s, uint32_t id, const struct rft_event *ev,
                  uint64_t *proposed);
 
-/* Keeps a copy of snapshot as the node's durable one, and drops the
- * durable log entries it covers. */
-static void store_snapshot(struct sim *s, struct node *n,
-                           const struct rft_snapshot *snap)
-{
-    unsigned char *data = copy_bytes(snap->data, snap->len);
-
-    if (snap->len > 0 && data == NULL) {
-        s->failed = true;
-        return;
-    }
-    drop_front(&n->log, (size_t)(snap->index - n->snap.index));
-    free((void *)n->snap.data);
-    n->snap = *snap;
-    n->snap.data = data;
-}
-
 /* Sends the response to the client waiting at node n for the entry at
  * index. When another entry took that index, the client resends. */
 static void answer_write(struct sim *s, uint32_t id, uint64_t index,
@@ -678,41 +659,26 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
     struct node *n = &s->nodes[id];
     char err[512];
 
-    if (u->hard_state) {
-        n->term = u->term;
-        n->vote = u->vote;
-    }
-    if (u->snapshot != NULL) {
-        store_snapshot(s, n, u->snapshot);
-        if (rfm_import(n->m, u->snapshot->data, u->snapshot->len, err,
-                       sizeof(err)) != 0) {
+    if (u->hard_state || u->snapshot != NULL || u->truncate_from != 0 ||
+        u->n_entries > 0) {
+        /* Persist before send: the records, then their fdatasync. */
+        int rc = rfs_save(n->store, u, err, sizeof(err));
+        if (rc == 0)
+            rc = rfs_sync(n->store, err, sizeof(err));
+        if (rc != 0) {
             if (!out_of_memory(s, id))
-                violation(s,
-                          "node %u: loading the leader's snapshot failed: %s",
-                          id, err);
+                violation(s, "node %u: saving its Raft state failed: %s", id,
+                          err);
             return;
         }
     }
-    if (u->truncate_from != 0 && u->truncate_from <= n->snap.index + n->log.n)
-        free_log(&n->log, (size_t)(u->truncate_from - n->snap.index - 1));
-    if (u->n_entries > 0) {
-        if (u->first_index != n->snap.index + n->log.n + 1) {
-            violation(s,
-                      "node %u appended at index %" PRIu64
-                      " to a log ending at %" PRIu64,
-                      id, u->first_index, n->snap.index + n->log.n);
-            return;
-        }
-        for (size_t i = 0; i < u->n_entries; i++) {
-            if (!grow(s, (void **)&n->log.v, &n->log.cap, n->log.n,
-                      sizeof(*n->log.v)))
-                return;
-            if (!copy_entry(&n->log.v[n->log.n], &u->entries[i])) {
-                s->failed = true;
-                return;
-            }
-            n->log.n++;
-        }
+    if (u->snapshot != NULL &&
+        rfm_import(n->m, u->snapshot->data, u->snapshot->len, err,
+                   sizeof(err)) != 0) {
+        if (!out_of_memory(s, id))
+            violation(s, "node %u: loading the leader's snapshot failed: %s",
+                      id, err);
+        return;
     }
     for (size_t i = 0; i < u->n_msgs; i++)
         send(s, &u->msgs[i]);
@@ -720,7 +686,7 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
     answer_reads(s, id, u);
     if (u->n_entries > 0) {
         struct rft_event done = {.type = RFT_EV_PERSISTED,
-                                 .index = n->snap.index + n->log.n};
+                                 .index = rfs_last_index(n->store)};
         step(s, id, &done, NULL);
     }
 }
@@ -748,11 +714,12 @@ static void maybe_snapshot(struct sim *s, uint32_t id)
     struct node *n = &s->nodes[id];
     uint64_t applied;
     uint64_t at;
+    char err[512];
 
     if (n->r == NULL || s->o->snapshot_every == 0)
         return;
     applied = rft_applied(n->r);
-    if (applied < n->snap.index + s->o->snapshot_every ||
+    if (applied < rft_snapshot_of(n->r)->index + s->o->snapshot_every ||
         rfm_applied(n->m) != applied)
         return;
     fl_buf_clear(&s->scratch);
@@ -766,8 +733,10 @@ static void maybe_snapshot(struct sim *s, uint32_t id)
                            .len = s->scratch.len};
     step(s, id, &ev, NULL);
     /* The driver saved the bytes; now its log may shrink too. */
-    if (rft_snapshot_of(n->r)->index == at)
-        store_snapshot(s, n, rft_snapshot_of(n->r));
+    if (rft_snapshot_of(n->r)->index == at &&
+        rfs_compact(n->store, rft_snapshot_of(n->r), err, sizeof(err)) != 0 &&
+        !out_of_memory(s, id))
+        violation(s, "node %u: compacting its Raft log failed: %s", id, err);
 }
 
 static struct rft_config node_config(const struct sim *s, uint32_t id)
@@ -797,11 +766,7 @@ static void boot(struct sim *s, uint32_t id)
 {
     struct node *n = &s->nodes[id];
     struct rft_config c = node_config(s, id);
-    struct rft_durable d = {.term = n->term,
-                            .vote = n->vote,
-                            .snapshot = n->snap,
-                            .entries = n->log.v,
-                            .n_entries = n->log.n};
+    struct rft_durable d;
     struct kv_options ko;
     char err[512];
     int rc;
@@ -813,6 +778,15 @@ static void boot(struct sim *s, uint32_t id)
     ko.snapshot_every = 64;
     sim_disk_restart(n->disk);
     trace_line(s, "\"node\":%u,\"event\":\"restart\"", id);
+    rc = rfs_open(&n->store, RAFT_DIR, ko.vfs, 4096, err, sizeof(err));
+    if (rc != 0) {
+        if (rc == -ENOMEM || out_of_memory(s, id))
+            s->failed = true;
+        else
+            violation(s, "node %u cannot recover its Raft state: %s", id, err);
+        return;
+    }
+    rfs_durable(n->store, &d);
     rc = rfm_open(&n->m, DATA_DIR, &ko, s->o->bugs, err, sizeof(err));
     if (rc == -ENOMEM) {
         s->failed = true;
@@ -826,8 +800,9 @@ static void boot(struct sim *s, uint32_t id)
     }
     /* The machine lost applied entries the snapshot covers: start over
      * from the snapshot. */
-    if (rfm_applied(n->m) < n->snap.index &&
-        rfm_import(n->m, n->snap.data, n->snap.len, err, sizeof(err)) != 0) {
+    if (rfm_applied(n->m) < d.snapshot.index &&
+        rfm_import(n->m, d.snapshot.data, d.snapshot.len, err, sizeof(err)) !=
+            0) {
         if (!out_of_memory(s, id))
             violation(s, "node %u: loading its snapshot failed: %s", id, err);
         return;
@@ -851,6 +826,8 @@ static void crash(struct sim *s, uint32_t id)
                torn ? "true" : "false");
     rfm_close(n->m);
     n->m = NULL;
+    rfs_close(n->store);
+    n->store = NULL;
     rft_free(n->r);
     n->r = NULL;
     n->n_wait = 0;
@@ -1117,13 +1094,11 @@ static void free_sim(struct sim *s)
     for (uint32_t id = 1; id <= RFT_MAX_NODES; id++) {
         struct node *n = &s->nodes[id];
         rft_free(n->r);
-        if (n->disk != NULL && n->m != NULL)
+        if (n->disk != NULL && (n->m != NULL || n->store != NULL))
             sim_disk_crash(n->disk, SIM_CRASH_LOSE_UNSYNCED);
         rfm_close(n->m);
+        rfs_close(n->store);
         sim_disk_free(n->disk);
-        free_log(&n->log, 0);
-        free(n->log.v);
-        free((void *)n->snap.data);
         free(n->vote_of.v);
         free(n->wait);
     }

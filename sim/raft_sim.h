@@ -8,11 +8,13 @@
  * retrying with client sessions, and the run records their operations as a
  * history. The same options give the same run, byte for byte.
  *
- * A node's Raft state (term, vote, log, snapshot) is persisted before the
- * messages that depend on it leave, and survives a crash whole. Its state
- * machine lives on the simulated disk: a crash loses the engine's unsynced
- * writes, or tears the last one, and the restarted node recovers the engine
- * and replays the committed log into it. Nodes compact their logs into
+ * A node's Raft state (term, vote, log, snapshot) goes through the Raft
+ * storage on its simulated disk and is synced before the messages that
+ * depend on it leave, so it survives a crash whole. Its state machine
+ * lives on the same disk but syncs now and then: a crash loses the
+ * engine's unsynced writes, or tears the last one, and the restarted node
+ * recovers both from the disk and replays the committed log into the
+ * engine. Nodes compact their logs into
  * snapshots and bring lagging followers up to date with InstallSnapshot.
  *
  * The simulation checks the Raft invariants as it goes, from the cores'
