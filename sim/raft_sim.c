@@ -118,7 +118,16 @@ struct sim {
     size_t chunk;   /* snapshot bytes per message, from the seed */
     struct table leader_of; /* term -> leader | SET */
     struct table committed; /* index -> entry id | SET */
-    struct table applied;   /* index -> entry id | SET */
+    /* Every entry any node appended, by index and term, for the log
+     * matching check: an open-addressing table of index, term, hash. */
+    struct appended {
+        uint64_t index; /* 0: empty slot */
+        uint64_t term;
+        uint32_t hash;
+    } * seen;
+    size_t seen_n;
+    size_t seen_cap;
+    struct table applied; /* index -> entry id | SET */
     struct fl_buf scratch;
     struct rfm_result out;
     bool failed; /* out of memory */
@@ -259,6 +268,54 @@ static void check_leader_completeness(struct sim *s, uint32_t id)
     }
 }
 
+/* Finds the slot of (index, term) in seen, or the empty one it would
+ * take. */
+static struct appended *seen_slot(struct appended *v, size_t cap,
+                                  uint64_t index, uint64_t term)
+{
+    size_t i = (size_t)((index * 0x9e3779b97f4a7c15ull) ^ term) & (cap - 1);
+
+    while (v[i].index != 0 && (v[i].index != index || v[i].term != term))
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+/* The first half of the log matching property, after every step: two
+ * entries with the same index and term, on any nodes, are the same entry.
+ * (With the consistency check of AppendEntries this gives the whole
+ * property, which check_log_matching verifies at the end.) */
+static void check_appended(struct sim *s, const struct rft_trace *t)
+{
+    struct appended *e;
+
+    if (s->seen_n * 2 >= s->seen_cap) {
+        size_t cap = s->seen_cap ? s->seen_cap * 2 : 1024;
+        struct appended *v = calloc(cap, sizeof(*v));
+        if (v == NULL) {
+            s->failed = true;
+            return;
+        }
+        for (size_t i = 0; i < s->seen_cap; i++) {
+            if (s->seen[i].index != 0)
+                *seen_slot(v, cap, s->seen[i].index, s->seen[i].term) =
+                    s->seen[i];
+        }
+        free(s->seen);
+        s->seen = v;
+        s->seen_cap = cap;
+    }
+    e = seen_slot(s->seen, s->seen_cap, t->index, t->term);
+    if (e->index == 0) {
+        *e = (struct appended){t->index, t->term, t->hash};
+        s->seen_n++;
+    } else if (e->hash != t->hash) {
+        violation(s,
+                  "log matching: node %u appended at index %" PRIu64
+                  " in term %" PRIu64 " an entry another node has differently",
+                  t->node, t->index, t->term);
+    }
+}
+
 /* Folds one trace event into the run's trace hash. */
 static void hash_event(struct sim *s, const struct rft_trace *t)
 {
@@ -382,6 +439,7 @@ static void on_trace(void *arg, const struct rft_trace *t)
                       t->node, t->index, t->term, id_term(*v));
         break;
     case RFT_TRACE_APPEND:
+        check_appended(s, t);
         break;
     }
 }
@@ -1107,6 +1165,7 @@ static void free_sim(struct sim *s)
     free(s->q);
     free(s->reads);
     free(s->leader_of.v);
+    free(s->seen);
     free(s->committed.v);
     free(s->applied.v);
     fl_buf_free(&s->scratch);

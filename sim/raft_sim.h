@@ -22,9 +22,10 @@
  * terms that never go back across restarts, the same entry applied at each
  * index everywhere, every new leader holding every committed entry, no
  * deletion of an entry committed anywhere, installed snapshots that end on
- * a committed entry, and client reads that see every entry committed before
- * they started. At the end it checks log matching between every pair of
- * nodes and runs the history through the linearizability checker.
+ * a committed entry, client reads that see every entry committed before
+ * they started, and one entry per index and term across all appends. At
+ * the end it checks log matching between every pair of nodes and runs the
+ * history through the linearizability checker.
  */
 #ifndef SIM_RAFT_SIM_H
 #define SIM_RAFT_SIM_H
