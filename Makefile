@@ -38,7 +38,8 @@ bench-kv: build
 # libFuzzer builds need clang; they live in their own build folder.
 fuzz-build: deps
 	CC=clang cmake -S . -B build-fuzz -DFL_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_history fuzz_resp fuzz_wal
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_history fuzz_resp fuzz_wal \
+	  fuzz_frame
 
 fuzz: fuzz-build
 	./tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
