@@ -12,6 +12,8 @@
 #endif
 
 static const struct run_command commands[] = {
+    {"audit", run_cmd_audit,
+     "check a Raft cluster's invariants from its nodes' logs"},
     {"check", run_cmd_check, "check a recorded history for linearizability"},
     {"gen", run_cmd_gen,
      "generate a synthetic history that is linearizable by construction"},

@@ -4,12 +4,12 @@
  * followers, and lose no acknowledged write when the leader is killed. A
  * restarted node catches up through InstallSnapshot once the others have
  * compacted their logs, and a paused leader serves no stale read.
- * After each scenario the nodes' logs are audited: one leader per term,
- * one vote per node and term, and the same command hash applied at each
- * index on every node.
+ * After each scenario `faultline audit raft` checks the nodes' logs: one
+ * leader per term, one vote per node and term, and the same command hash
+ * applied at each index on every node.
  *
- * Usage: raftd_cluster PATH_TO_FL_RAFTD. Prints one line per check and
- * exits 1 when any fails.
+ * Usage: raftd_cluster FL_RAFTD FAULTLINE. Prints one line per check and
+ * exits 1 when any fails. The audit runs `faultline audit raft`.
  */
 #include "kvd_util.h"
 
@@ -44,6 +44,7 @@ struct cluster {
 };
 
 static const char *raftd;
+static const char *faultline;
 static int failures;
 static struct cluster *current; /* killed on a fatal failure */
 
@@ -357,91 +358,31 @@ static int log_count(const struct cluster *c, int id, ...)
 
 /* ---- the log audit ----------------------------------------------------- */
 
-struct seen {
-    uint64_t term;
-    unsigned value;
-};
-
-/* Reads every node's log and checks the Raft invariants from its trace
- * events: one leader per term, one vote per node and term, one command
- * hash per index. */
+/* Runs `faultline audit raft` over every node's log: one leader per term,
+ * one vote per node and term, one command per index. */
 static void audit(struct cluster *c, const char *name)
 {
-    static struct seen leaders[100000], applied[200000];
-    static struct seen votes[MAX_NODES + 1][4096];
-    size_t n_leaders = 0, n_applied = 0, n_votes[MAX_NODES + 1] = {0};
-    bool ok = true;
-    char why[256] = "";
-    size_t events = 0;
+    char cmd[4096], out[4096] = "";
+    size_t len = 0;
 
-    for (int id = 1; id <= c->n; id++) {
-        char path[512], line[2048];
-        snprintf(path, sizeof(path), "%s/node%d.log", c->dir, id);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        while (fgets(line, sizeof(line), f) != NULL) {
-            unsigned node, vote, hash;
-            uint64_t term, index;
-            char *p = strstr(line, "comp=raft msg=");
-            if (p == NULL)
-                continue;
-            p += strlen("comp=raft msg=");
-            char *fields = strstr(p, "node=");
-            if (fields == NULL ||
-                sscanf(fields,
-                       "node=%u term=%" SCNu64 " vote=%u index=%" SCNu64
-                       " hash=%u",
-                       &node, &term, &vote, &index, &hash) != 5)
-                continue;
-            events++;
-            if (strncmp(p, "leader ", 7) == 0) {
-                for (size_t i = 0; i < n_leaders; i++) {
-                    if (leaders[i].term == term && leaders[i].value != node) {
-                        ok = false;
-                        snprintf(why, sizeof(why),
-                                 "nodes %u and %u both led term %" PRIu64,
-                                 leaders[i].value, node, term);
-                    }
-                }
-                if (n_leaders < 100000)
-                    leaders[n_leaders++] = (struct seen){term, node};
-            } else if (strncmp(p, "vote ", 5) == 0 && node <= MAX_NODES) {
-                for (size_t i = 0; i < n_votes[node]; i++) {
-                    if (votes[node][i].term == term &&
-                        votes[node][i].value != vote) {
-                        ok = false;
-                        snprintf(why, sizeof(why),
-                                 "node %u voted for %u and %u in term "
-                                 "%" PRIu64,
-                                 node, votes[node][i].value, vote, term);
-                    }
-                }
-                if (n_votes[node] < 4096)
-                    votes[node][n_votes[node]++] = (struct seen){term, vote};
-            } else if (strncmp(p, "apply ", 6) == 0 && index < 200000) {
-                if (applied[index].term != 0 &&
-                    (applied[index].term != term ||
-                     applied[index].value != hash)) {
-                    ok = false;
-                    snprintf(why, sizeof(why),
-                             "node %u applied another command at index "
-                             "%" PRIu64,
-                             node, index);
-                }
-                applied[index] = (struct seen){term, hash};
-                n_applied++;
-            }
-        }
-        fclose(f);
-    }
-    for (size_t i = 0; i < 200000; i++)
-        applied[i] = (struct seen){0, 0};
-    check(ok && events > 0, "%s: log audit over %zu events (%zu applies): %s",
-          name, events, n_applied,
-          ok ? "one leader per term, one vote per term, "
-               "one command per index"
-             : why);
+    len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "'%s' audit raft",
+                            faultline);
+    for (int id = 1; id <= c->n; id++)
+        len += (size_t)snprintf(cmd + len, sizeof(cmd) - len,
+                                " '%s/node%d.log'", c->dir, id);
+    snprintf(cmd + len, sizeof(cmd) - len, " 2>&1");
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        die("popen failed: %s", strerror(errno));
+    size_t got = fread(out, 1, sizeof(out) - 1, p);
+    out[got] = '\0';
+    int status = pclose(p);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+              strstr(out, " 0 violation(s)") != NULL &&
+              strstr(out, "\n0 raft events") == NULL &&
+              strncmp(out, "0 raft events", 13) != 0;
+    out[strcspn(out, "\n")] = '\0';
+    check(ok, "%s: faultline audit raft: %s", name, out);
 }
 
 static void finish(struct cluster *c, const char *name)
@@ -715,11 +656,12 @@ static void five_nodes(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: raftd_cluster PATH_TO_FL_RAFTD\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: raftd_cluster FL_RAFTD FAULTLINE\n");
         return 2;
     }
     raftd = argv[1];
+    faultline = argv[2];
     signal(SIGPIPE, SIG_IGN);
     three_nodes();
     sessions();

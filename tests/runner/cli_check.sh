@@ -350,6 +350,42 @@ else
   echo "ok   sim-store-clean"
 fi
 
+# faultline audit raft: crafted node logs, each breaking one rule.
+ev() { # node msg term vote index hash
+  echo "ts=2026-12-05T00:00:00.000Z level=info comp=raft msg=$2 node=$1 term=$3 vote=$4 index=$5 hash=$6"
+}
+{
+  echo 'ts=x level=info comp=raft msg="opened the Raft storage" dir=/d term=0'
+  ev 1 boot 0 0 0 0; ev 1 term 1 0 0 0; ev 1 vote 1 1 0 0; ev 1 leader 1 0 0 0
+  ev 1 apply 1 0 1 11; ev 1 apply 1 0 2 22
+} >"$tmp/n1.log"
+{
+  ev 2 boot 0 0 0 0; ev 2 vote 1 1 0 0; ev 2 apply 1 0 1 11
+  echo "ts=x level=info comp=kv msg=opened dir=/d"
+} >"$tmp/n2.log"
+expect audit-valid 0 "^9 raft events: 2 boots, 1 leaders, 2 votes, 3 applies; 0 violation" -- \
+  "$faultline" audit raft "$tmp/n1.log" "$tmp/n2.log"
+ev 2 leader 1 0 0 0 >>"$tmp/n2.log"
+expect audit-two-leaders 1 "n2.log:5: election safety: nodes 1 and 2 both led term 1" -- \
+  "$faultline" audit raft "$tmp/n1.log" "$tmp/n2.log"
+{ ev 3 vote 4 1 0 0; ev 3 boot 4 0 0 0; ev 3 vote 4 2 0 0; } >"$tmp/n3.log"
+expect audit-double-vote 1 "n3.log:3: node 3 voted for 1 and 2 in term 4" -- \
+  "$faultline" audit raft "$tmp/n3.log"
+{ ev 4 term 6 0 0 0; ev 4 boot 5 0 0 0; } >"$tmp/n4.log"
+expect audit-term-back 1 "n4.log:2: node 4 restarted in term 5 after reaching term 6" -- \
+  "$faultline" audit raft "$tmp/n4.log"
+{ ev 5 apply 2 0 1 99; } >"$tmp/n5.log"
+expect audit-apply-differs 1 "n5.log:1: state machine safety: node 5 applied term 2 hash 99 at index 1" -- \
+  "$faultline" audit raft "$tmp/n1.log" "$tmp/n5.log"
+echo "ts=x level=info comp=raft msg=vote node=1 term=x vote=1 index=0 hash=0" >"$tmp/bad.log"
+expect audit-malformed 2 "bad.log:1: a raft event without numeric" -- \
+  "$faultline" audit raft "$tmp/bad.log"
+expect audit-missing-file 2 "nope.log: cannot open" -- \
+  "$faultline" audit raft "$tmp/nope.log"
+expect audit-no-files 2 "no log files given" -- "$faultline" audit raft
+expect audit-no-events 0 "warning: no raft events" -- \
+  "$faultline" audit raft /dev/null
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures command-line checks failed"
   exit 1

@@ -31,5 +31,6 @@ set_tests_properties(kvd_protocol PROPERTIES TIMEOUT 120)
 # fl-raftd clusters as real processes on loopback.
 add_executable(raftd_cluster raft/raftd_cluster.c kv/kvd_util.c)
 target_include_directories(raftd_cluster PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kv)
-add_test(NAME raftd_cluster COMMAND raftd_cluster $<TARGET_FILE:fl-raftd>)
+add_test(NAME raftd_cluster COMMAND raftd_cluster $<TARGET_FILE:fl-raftd>
+                                    $<TARGET_FILE:faultline>)
 set_tests_properties(raftd_cluster PROPERTIES TIMEOUT 300)

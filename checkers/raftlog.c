@@ -1,0 +1,291 @@
+/*
+ * The Raft log audit. See raftlog.h.
+ */
+#include "raftlog.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEPT 20   /* violations described in the report */
+#define MAX_NODE 1024 /* node ids accepted */
+
+/* The file and line of an event, for the report. */
+struct origin {
+    const char *file; /* interned */
+    uint64_t line;
+};
+
+/* One claim per key: a term's leader, a node's vote in a term, the
+ * command applied at an index. */
+struct claim {
+    uint64_t key1;
+    uint64_t key2;
+    uint64_t value;
+    struct origin at;
+    bool used;
+};
+
+struct claims {
+    struct claim *v;
+    size_t n;
+    size_t cap;
+};
+
+struct chk_raftlog {
+    struct claims leaders;          /* term -> node */
+    struct claims votes;            /* (node, term) -> vote */
+    struct claims applied;          /* index -> term << 32 | hash */
+    uint64_t highest[MAX_NODE + 1]; /* highest term each node reached */
+    char **files;
+    size_t n_files;
+    struct fl_buf kept;
+    struct chk_raftlog_stats stats;
+};
+
+/* ---- a small hash table of claims -------------------------------------- */
+
+static struct claim *find(struct claims *c, uint64_t k1, uint64_t k2,
+                          bool *fresh)
+{
+    if (c->n * 2 >= c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        struct claim *v = calloc(cap, sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->v[i].used)
+                continue;
+            size_t j =
+                (size_t)(c->v[i].key1 * 0x9e3779b97f4a7c15ull ^ c->v[i].key2) &
+                (cap - 1);
+            while (v[j].used)
+                j = (j + 1) & (cap - 1);
+            v[j] = c->v[i];
+        }
+        free(c->v);
+        c->v = v;
+        c->cap = cap;
+    }
+    size_t i = (size_t)(k1 * 0x9e3779b97f4a7c15ull ^ k2) & (c->cap - 1);
+    while (c->v[i].used && (c->v[i].key1 != k1 || c->v[i].key2 != k2))
+        i = (i + 1) & (c->cap - 1);
+    *fresh = !c->v[i].used;
+    if (*fresh) {
+        c->v[i] = (struct claim){.key1 = k1, .key2 = k2, .used = true};
+        c->n++;
+    }
+    return &c->v[i];
+}
+
+static const char *intern(struct chk_raftlog *a, const char *file)
+{
+    if (a->n_files > 0 && strcmp(a->files[a->n_files - 1], file) == 0)
+        return a->files[a->n_files - 1];
+    char **v = realloc(a->files, (a->n_files + 1) * sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    a->files = v;
+    v[a->n_files] = strdup(file);
+    if (v[a->n_files] == NULL)
+        return NULL;
+    return a->files[a->n_files++];
+}
+
+static void violation(struct chk_raftlog *a, struct origin at, const char *fmt,
+                      ...) __attribute__((format(printf, 3, 4)));
+
+static void violation(struct chk_raftlog *a, struct origin at, const char *fmt,
+                      ...)
+{
+    va_list ap;
+
+    if (a->stats.violations++ >= MAX_KEPT)
+        return;
+    fl_buf_printf(&a->kept, "%s:%" PRIu64 ": ", at.file, at.line);
+    char text[512];
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    fl_buf_adds(&a->kept, text);
+    fl_buf_addc(&a->kept, '\n');
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+/* Finds " name=" (or name= at the start) in text and returns its value,
+ * up to the next space, in *value. */
+static bool field(const char *text, size_t len, const char *name,
+                  const char **value, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+
+    for (size_t i = 0; i + nlen + 1 <= len; i++) {
+        if ((i == 0 || text[i - 1] == ' ') &&
+            memcmp(text + i, name, nlen) == 0 && text[i + nlen] == '=') {
+            size_t start = i + nlen + 1, end = start;
+            while (end < len && text[end] != ' ')
+                end++;
+            *value = text + start;
+            *vlen = end - start;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool number(const char *text, size_t len, const char *name,
+                   uint64_t *out)
+{
+    const char *v;
+    size_t n;
+    uint64_t x = 0;
+
+    if (!field(text, len, name, &v, &n) || n == 0 || n > 20)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' ||
+            x > (UINT64_MAX - (uint64_t)(v[i] - '0')) / 10)
+            return false;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = x;
+    return true;
+}
+
+static bool is(const char *v, size_t n, const char *word)
+{
+    return n == strlen(word) && memcmp(v, word, n) == 0;
+}
+
+int chk_raftlog_new(struct chk_raftlog **out)
+{
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    fl_buf_init(&(*out)->kept);
+    return 0;
+}
+
+void chk_raftlog_free(struct chk_raftlog *a)
+{
+    if (a == NULL)
+        return;
+    free(a->leaders.v);
+    free(a->votes.v);
+    free(a->applied.v);
+    for (size_t i = 0; i < a->n_files; i++)
+        free(a->files[i]);
+    free(a->files);
+    fl_buf_free(&a->kept);
+    free(a);
+}
+
+int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
+                     const char *text, size_t len, char *err, size_t errsize)
+{
+    const char *comp, *msg;
+    size_t clen, mlen;
+    uint64_t node, term, vote, index, hash;
+    struct claim *c;
+    bool fresh;
+
+    static const char *const events[] = {"boot",   "term",   "vote",
+                                         "leader", "append", "truncate",
+                                         "commit", "apply",  "snapshot"};
+    bool event = false;
+
+    if (!field(text, len, "comp", &comp, &clen) || !is(comp, clen, "raft") ||
+        !field(text, len, "msg", &msg, &mlen))
+        return 0;
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        event |= is(msg, mlen, events[i]);
+    if (!event)
+        return 0; /* another raft message, such as the storage's */
+    if (!number(text, len, "node", &node) ||
+        !number(text, len, "term", &term) ||
+        !number(text, len, "vote", &vote) ||
+        !number(text, len, "index", &index) ||
+        !number(text, len, "hash", &hash))
+        return fl_input_error(err, errsize,
+                              "%s:%" PRIu64 ": a raft event without numeric "
+                              "node, term, vote, index and hash fields",
+                              file, line);
+    if (node == 0 || node > MAX_NODE)
+        return fl_input_error(
+            err, errsize, "%s:%" PRIu64 ": node %" PRIu64 ": expected 1 to %d",
+            file, line, node, MAX_NODE);
+    struct origin at = {intern(a, file), line};
+    if (at.file == NULL)
+        return -ENOMEM;
+    a->stats.events++;
+    if (is(msg, mlen, "boot")) {
+        a->stats.boots++;
+        if (term < a->highest[node])
+            violation(a, at,
+                      "node %" PRIu64 " restarted in term %" PRIu64
+                      " after reaching term %" PRIu64,
+                      node, term, a->highest[node]);
+    }
+    if (term > a->highest[node])
+        a->highest[node] = term;
+    if (is(msg, mlen, "leader")) {
+        a->stats.leaders++;
+        if ((c = find(&a->leaders, term, 0, &fresh)) == NULL)
+            return -ENOMEM;
+        if (fresh) {
+            c->value = node;
+            c->at = at;
+        } else if (c->value != node) {
+            violation(a, at,
+                      "election safety: nodes %" PRIu64 " and %" PRIu64
+                      " both led term %" PRIu64 " (the first at %s:%" PRIu64
+                      ")",
+                      c->value, node, term, c->at.file, c->at.line);
+        }
+    } else if (is(msg, mlen, "vote")) {
+        a->stats.votes++;
+        if ((c = find(&a->votes, node, term, &fresh)) == NULL)
+            return -ENOMEM;
+        if (fresh) {
+            c->value = vote;
+            c->at = at;
+        } else if (c->value != vote) {
+            violation(a, at,
+                      "node %" PRIu64 " voted for %" PRIu64 " and %" PRIu64
+                      " in term %" PRIu64 " (the first vote at %s:%" PRIu64 ")",
+                      node, c->value, vote, term, c->at.file, c->at.line);
+        }
+    } else if (is(msg, mlen, "apply")) {
+        uint64_t id = term << 32 | (hash & 0xffffffffu);
+        a->stats.applies++;
+        if ((c = find(&a->applied, index, 0, &fresh)) == NULL)
+            return -ENOMEM;
+        if (fresh) {
+            c->value = id;
+            c->at = at;
+        } else if (c->value != id) {
+            violation(a, at,
+                      "state machine safety: node %" PRIu64
+                      " applied term %" PRIu64 " hash %" PRIu64
+                      " at index %" PRIu64 ", but %s:%" PRIu64
+                      " applied term %" PRIu64 " hash %" PRIu64,
+                      node, term, hash, index, c->at.file, c->at.line,
+                      c->value >> 32, c->value & 0xffffffffu);
+        }
+    }
+    return a->kept.failed ? -ENOMEM : 0;
+}
+
+void chk_raftlog_report(const struct chk_raftlog *a, struct fl_buf *out,
+                        struct chk_raftlog_stats *stats)
+{
+    if (a->kept.len > 0)
+        fl_buf_add(out, a->kept.data, a->kept.len);
+    *stats = a->stats;
+}
