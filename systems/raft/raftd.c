@@ -413,13 +413,13 @@ static struct conn *find_conn(struct node *n, uint64_t id)
 static void conn_flush(struct node *n, struct conn *c);
 static void conn_parse(struct node *n, struct conn *c);
 
-/* Ends the command c was waiting on and lets it go on parsing. */
+/* Ends the command c was waiting on. Its next commands run from the loop
+ * (resume_clients), never from here: this runs while an update of the
+ * core is being carried out, and a nested rft_step would invalidate it. */
 static void command_done(struct node *n, struct conn *c)
 {
     c->busy = false;
     conn_flush(n, c);
-    if (!c->closing)
-        conn_parse(n, c);
 }
 
 static void reply_notleader(struct node *n, struct conn *c)
@@ -453,9 +453,11 @@ static void settle_write(struct node *n, uint64_t index,
         if (w->key != index)
             continue;
         struct conn *c = find_conn(n, w->conn);
+        bool mine =
+            res->answered && res->client == w->session && res->seq == w->seq;
+        remove_pending(n->writes, &n->n_writes, i);
         if (c != NULL) {
-            if (res->answered && res->client == w->session &&
-                res->seq == w->seq)
+            if (mine)
                 reply_response(c, &res->response);
             else
                 kv_resp_add_error(&c->out,
@@ -464,7 +466,6 @@ static void settle_write(struct node *n, uint64_t index,
                                   "applied");
             command_done(n, c);
         }
-        remove_pending(n->writes, &n->n_writes, i);
         return;
     }
 }
@@ -477,10 +478,12 @@ static void settle_reads(struct node *n, const struct rft_update *u)
             if (rd->key != u->reads[k].read_id)
                 continue;
             struct conn *c = find_conn(n, rd->conn);
-            if (c != NULL && u->reads[k].index == 0) {
+            if (c == NULL) {
+                /* The client left. */
+            } else if (u->reads[k].index == 0) {
                 reply_notleader(n, c);
                 command_done(n, c);
-            } else if (c != NULL) {
+            } else {
                 bool found;
                 int rc =
                     rfm_get(n->m, (struct fl_str){rd->arg.data, rd->arg.len},
@@ -1012,6 +1015,23 @@ static void tick(struct node *n)
         maybe_snapshot(n);
 }
 
+/* Runs the buffered commands of clients whose last command ended.
+ * Returns true when any ran. */
+static bool resume_clients(struct node *n)
+{
+    bool ran = false;
+
+    for (struct conn *c = n->conns; c != NULL && !n->failed; c = c->next) {
+        if (c->kind == CONN_CLIENT && !c->busy && !c->closing &&
+            c->in_off < c->in.len) {
+            size_t before = c->in_off;
+            conn_parse(n, c);
+            ran |= c->in_off != before;
+        }
+    }
+    return ran;
+}
+
 static int run(struct node *n)
 {
     struct epoll_event events[64];
@@ -1048,6 +1068,8 @@ static int run(struct node *n)
             }
         }
         sync_and_release(n);
+        for (int round = 0; round < 4 && resume_clients(n); round++)
+            sync_and_release(n);
         /* Replies produced while handling events go out now. */
         for (struct conn *c = n->conns, *next; c != NULL; c = next) {
             next = c->next;

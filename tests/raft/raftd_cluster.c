@@ -654,6 +654,51 @@ static void five_nodes(void)
     finish(&c, "5 nodes");
 }
 
+/* A node of one commits during the loop pass that persists, so pipelined
+ * reads and writes settle one after another in the same pass. Replies
+ * must come back complete and in order (this once ran the next command
+ * inside the update of the one before). */
+static void one_node_pipelined(void)
+{
+    static const char req[] = "SET a 1\r\nGET a\r\nSET b 2\r\nGET b\r\n"
+                              "GET zz\r\nCAS a 1 5\r\nGET a\r\nDEL a\r\n"
+                              "GET a\r\n";
+    static const char want[] = "+OK\r\n$1\r\n1\r\n+OK\r\n$1\r\n2\r\n"
+                               "$-1\r\n:1\r\n$1\r\n5\r\n:1\r\n$-1\r\n";
+    struct cluster c;
+    char buf[512];
+    size_t got = 0;
+    int leader;
+
+    start_cluster(&c, 1, "");
+    leader = wait_leader(&c, 10000, 0);
+    if (leader == 0)
+        die("1 node: no leader; logs in %s", c.dir);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)c.client_port[1]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {3, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+            send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) ==
+                (ssize_t)sizeof(req) - 1) {
+            while (got < sizeof(want) - 1) {
+                ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            }
+        }
+        close(fd);
+    }
+    buf[got] = '\0';
+    check(strcmp(buf, want) == 0,
+          "1 node: nine pipelined commands get their replies in order");
+    finish(&c, "1 node");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -663,6 +708,7 @@ int main(int argc, char **argv)
     raftd = argv[1];
     faultline = argv[2];
     signal(SIGPIPE, SIG_IGN);
+    one_node_pipelined();
     three_nodes();
     sessions();
     paused_leader();
