@@ -38,10 +38,15 @@ struct claims {
 };
 
 struct chk_raftlog {
-    struct claims leaders;          /* term -> node */
-    struct claims votes;            /* (node, term) -> vote */
-    struct claims applied;          /* index -> term << 32 | hash */
-    uint64_t highest[MAX_NODE + 1]; /* highest term each node reached */
+    struct claims leaders; /* term -> node */
+    struct claims votes;   /* (node, term) -> vote */
+    struct claims applied; /* index -> term << 32 | hash */
+    /* The highest term each node reached in the current file: restarts
+     * are checked in a file's line order, since only there is the order
+     * of a node's lines known. */
+    uint64_t highest[MAX_NODE + 1];
+    const char *current; /* the file the lines come from */
+    uint64_t last_line;
     char **files;
     size_t n_files;
     struct fl_buf kept;
@@ -223,6 +228,13 @@ int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
     struct origin at = {intern(a, file), line};
     if (at.file == NULL)
         return -ENOMEM;
+    /* Line numbers that start over mean another file, or the same one
+     * given again. */
+    if (at.file != a->current || line <= a->last_line) {
+        memset(a->highest, 0, sizeof(a->highest));
+        a->current = at.file;
+    }
+    a->last_line = line;
     a->stats.events++;
     if (is(msg, mlen, "boot")) {
         a->stats.boots++;

@@ -12,7 +12,8 @@
  *   - election safety: at most one leader per term;
  *   - one vote per node and term, also across restarts;
  *   - terms that never go back: a node boots in a term at least as high
- *     as any it reached before;
+ *     as any it reached before, on earlier lines of the same file (the
+ *     order of lines across files is unknown);
  *   - state machine safety: every node applies the same command (term and
  *     hash) at each index.
  *

@@ -23,9 +23,11 @@ static const char help[] =
     "(the same command applied at each index on every node). Other lines\n"
     "are skipped.\n"
     "\n"
+    "A node's restarts are checked in the line order of each file.\n"
+    "\n"
     "Exit codes: 0 no violation, 1 a violation (each printed with the file\n"
     "and line that shows it), 2 usage error, an unreadable file or a\n"
-    "malformed raft line, 4 out of memory.\n";
+    "malformed raft line, 3 no raft events at all, 4 out of memory.\n";
 
 static int audit_file(struct chk_raftlog *a, const char *path)
 {
@@ -45,6 +47,8 @@ static int audit_file(struct chk_raftlog *a, const char *path)
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         n++;
         if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if (len > 0 && line[len - 1] == '\r')
             len--;
         rc = chk_raftlog_feed(a, path, n, line, (size_t)len, err, sizeof(err));
     }
@@ -79,17 +83,26 @@ int run_cmd_audit(int argc, char **argv)
     if (strcmp(argv[1], "raft") != 0)
         return run_usage_error("audit", "unknown system \"%s\": expected raft",
                                argv[1]);
-    if (argc < 3)
+    int first = 2;
+    for (; first < argc && argv[first][0] == '-' && argv[first][1] != '\0';
+         first++) {
+        if (strcmp(argv[first], "--help") == 0 ||
+            strcmp(argv[first], "-h") == 0) {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (strcmp(argv[first], "--") == 0) {
+            first++;
+            break;
+        }
+        return run_usage_error("audit", "unknown option \"%s\"", argv[first]);
+    }
+    if (first >= argc)
         return run_usage_error("audit", "no log files given");
     if (chk_raftlog_new(&a) != 0)
         return RUN_EXIT_INFRA;
-    for (int i = 2; i < argc && rc == 0; i++) {
-        if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            rc = run_usage_error("audit", "unknown option \"%s\"", argv[i]);
-            break;
-        }
+    for (int i = first; i < argc && rc == 0; i++)
         rc = audit_file(a, argv[i]);
-    }
     if (rc != 0) {
         chk_raftlog_free(a);
         return rc;
@@ -104,9 +117,11 @@ int run_cmd_audit(int argc, char **argv)
            st.events, st.boots, st.leaders, st.votes, st.applies, st.violations,
            st.violations > 20 ? " (the first 20 shown)" : "");
     if (st.events == 0)
-        printf("warning: no raft events found; fl-raftd logs them at "
-               "--log-level info\n");
+        printf("unknown: no raft events found, so nothing was checked; "
+               "fl-raftd logs them at --log-level info\n");
     fl_buf_free(&out);
     chk_raftlog_free(a);
-    return st.violations > 0 ? RUN_EXIT_INVALID : RUN_EXIT_VALID;
+    if (st.violations > 0)
+        return RUN_EXIT_INVALID;
+    return st.events == 0 ? RUN_EXIT_UNKNOWN : RUN_EXIT_VALID;
 }

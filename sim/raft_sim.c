@@ -717,6 +717,16 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
     struct node *n = &s->nodes[id];
     char err[512];
 
+    /* The leader's snapshot goes into the machine first, as fl-raftd
+     * does: import checks the bytes before the Raft storage keeps them. */
+    if (u->snapshot != NULL &&
+        rfm_import(n->m, u->snapshot->data, u->snapshot->len, err,
+                   sizeof(err)) != 0) {
+        if (!out_of_memory(s, id))
+            violation(s, "node %u: loading the leader's snapshot failed: %s",
+                      id, err);
+        return;
+    }
     if (u->hard_state || u->snapshot != NULL || u->truncate_from != 0 ||
         u->n_entries > 0) {
         /* Persist before send: the records, then their fdatasync. */
@@ -729,14 +739,6 @@ static void carry_out(struct sim *s, uint32_t id, const struct rft_update *u)
                           err);
             return;
         }
-    }
-    if (u->snapshot != NULL &&
-        rfm_import(n->m, u->snapshot->data, u->snapshot->len, err,
-                   sizeof(err)) != 0) {
-        if (!out_of_memory(s, id))
-            violation(s, "node %u: loading the leader's snapshot failed: %s",
-                      id, err);
-        return;
     }
     for (size_t i = 0; i < u->n_msgs; i++)
         send(s, &u->msgs[i]);

@@ -213,6 +213,9 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
     int rc;
 
     res->answered = false;
+    res->stale = false;
+    res->client = 0;
+    res->seq = 0;
     fl_buf_clear(&res->response);
     if (index <= last_applied(m))
         return 0; /* applied before a restart */
@@ -236,6 +239,9 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
             fl_buf_add(&res->response, s.response, s.len);
             break;
         case RFT_SESSION_STALE:
+            res->stale = true;
+            res->client = client;
+            res->seq = seq;
             break;
         case RFT_SESSION_APPLY:
             rc = execute(m, &op, ops, &n, &res->response);
@@ -264,8 +270,7 @@ int rfm_apply(struct rfm *m, uint64_t index, const struct rft_entry *e,
     return kv_apply(m->kv, index, ops, n, &skipped, &wait);
 }
 
-int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value,
-            bool *found)
+int rfm_get(struct rfm *m, struct fl_str key, struct fl_buf *value, bool *found)
 {
     return get_key(m, key, value, found);
 }

@@ -53,8 +53,9 @@ void rfm_encode_op(struct fl_buf *out, enum rfm_op op, struct fl_str key,
 
 /* The outcome of applying one entry, for the client waiting on it. */
 struct rfm_result {
-    bool answered; /* a response for (client, seq) */
-    uint64_t client;
+    bool answered;   /* a response for (client, seq) */
+    bool stale;      /* a command of (client, seq) older than its session's */
+    uint64_t client; /* set whenever the entry held a command */
     uint64_t seq;
     struct fl_buf response; /* see enum rfm_op, or the cached response;
                                the caller initializes and frees it */

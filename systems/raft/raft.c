@@ -719,14 +719,11 @@ static void on_append_reply(struct rft *r, const struct rft_msg *m)
         follower_matches(r, from, m->match);
         return;
     }
-    /* Back off, using the follower's hint, but never below index 1 or an
-     * index the follower confirmed. */
+    /* Back off, using the follower's hint, but never below index 1. */
     r->in_sync[from] = false;
     uint64_t next = r->next[from] > 1 ? r->next[from] - 1 : 1;
     if (m->match < next - 1)
         next = m->match + 1;
-    if (next <= r->match[from])
-        next = r->match[from] + 1;
     r->next[from] = next;
     send_append(r, from);
 }
@@ -871,6 +868,11 @@ static void on_receive(struct rft *r, const struct rft_msg *m)
     bool asks = m->type == RFT_MSG_VOTE || m->type == RFT_MSG_PRE_VOTE;
 
     if (m->to != r->cfg.id || !is_member(r, m->from) || m->from == r->cfg.id)
+        return;
+    /* No real cluster comes near such a term. A forged one would leave
+     * the node unable to raise its term (term + 1 wraps) and so stop
+     * elections for good. */
+    if (m->term > RFT_MAX_TERM)
         return;
     /* Leader stickiness (thesis section 4.2.3): while a leader is known
      * to be alive, a request to replace it is ignored, term and all. */

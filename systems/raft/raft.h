@@ -57,6 +57,10 @@
 
 #define RFT_MAX_NODES 9
 
+/* Messages with a higher term are dropped: a forged term near 2^64 would
+ * make term + 1 wrap. */
+#define RFT_MAX_TERM (UINT64_C(1) << 62)
+
 enum rft_role {
     RFT_FOLLOWER,
     RFT_PRE_CANDIDATE, /* asking for pre-votes; term and vote unchanged */

@@ -5,8 +5,8 @@
  * epoll loop. The core is the same one the simulator runs.
  *
  * Each pass of the loop handles the ready descriptors and ticks, feeding
- * the core events. What an update asks to persist is written at once, but
- * the messages it produced are held back. At the end of the pass one
+ * the core events. What an update requests to persist is written at
+ * once, but the messages it produced are held back. At the end of the pass one
  * fdatasync (rfs_sync) covers every write of the pass, and only then do
  * the held messages go to the peers' send buffers and the core learn the
  * new persisted index: persist before send, with group commit.
@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +62,7 @@
 /* Bytes of key and values in one write, well under the peer frame limit
  * (RFF_MAX_PAYLOAD), so every entry fits a frame on its own. */
 #define MAX_COMMAND (16u << 20)
+#define MAX_CONNS   10000 /* accepted connections, clients and peers */
 
 static const char usage_text[] =
     "Usage: fl-raftd --id N --peers 1=HOST:PORT,2=HOST:PORT,...\n"
@@ -150,6 +152,7 @@ struct conn {
     uint64_t session;
     uint64_t seq;     /* SEQ given for the next write; 0: none */
     uint64_t own_seq; /* numbers writes when SEQ is not given */
+    bool resumed;     /* SESSION ID: the numbers so far are unknown */
     struct conn *next;
 };
 
@@ -172,6 +175,8 @@ struct node {
     struct rfm *m;
     struct peer peers[RFT_MAX_NODES + 1];
     struct conn *conns;
+    size_t n_conns;
+    int spare_fd; /* given up to refuse a connection when out of fds */
     uint64_t next_conn_id;
     struct pending *writes;
     size_t n_writes, writes_cap;
@@ -179,7 +184,8 @@ struct node {
     size_t n_reads, reads_cap;
     uint64_t next_read_id;
     uint64_t next_session;
-    bool dirty; /* written but not yet synced */
+    uint64_t session_base; /* random, from getrandom at start */
+    bool dirty;            /* written but not yet synced */
     bool stopping;
     bool failed; /* storage or state machine failed: exit 1 */
     struct rfm_result out;
@@ -455,10 +461,18 @@ static void settle_write(struct node *n, uint64_t index,
         struct conn *c = find_conn(n, w->conn);
         bool mine =
             res->answered && res->client == w->session && res->seq == w->seq;
+        bool stale =
+            res->stale && res->client == w->session && res->seq == w->seq;
+        uint64_t seq = w->seq;
         remove_pending(n->writes, &n->n_writes, i);
         if (c != NULL) {
             if (mine)
                 reply_response(c, &res->response);
+            else if (stale)
+                kv_resp_add_errorf(&c->out,
+                                   "ERR SEQ %" PRIu64 " is below the "
+                                   "session's last number; not applied",
+                                   seq);
             else
                 kv_resp_add_error(&c->out,
                                   "RETRY another entry took this write's "
@@ -542,6 +556,16 @@ static void maybe_snapshot(struct node *n)
  * apply the committed entries and settle reads. */
 static void carry_out(struct node *n, const struct rft_update *u)
 {
+    /* A snapshot from the leader goes into the machine first: import
+     * checks the bytes, and damaged ones must not reach the Raft storage,
+     * where they would stop every later start. A crash in between leaves
+     * the machine ahead of the log, which replay tolerates. */
+    if (u->snapshot != NULL &&
+        rfm_import(n->m, u->snapshot->data, u->snapshot->len, n->err,
+                   sizeof(n->err)) != 0) {
+        fail(n, n->err);
+        return;
+    }
     if (u->hard_state || u->snapshot != NULL || u->truncate_from != 0 ||
         u->n_entries > 0) {
         if (rfs_save(n->store, u, n->err, sizeof(n->err)) != 0) {
@@ -549,12 +573,6 @@ static void carry_out(struct node *n, const struct rft_update *u)
             return;
         }
         n->dirty = true;
-    }
-    if (u->snapshot != NULL &&
-        rfm_import(n->m, u->snapshot->data, u->snapshot->len, n->err,
-                   sizeof(n->err)) != 0) {
-        fail(n, n->err);
-        return;
     }
     for (size_t i = 0; i < u->n_msgs; i++)
         hold_message(n, &u->msgs[i]);
@@ -641,7 +659,7 @@ static void propose(struct node *n, struct conn *c, enum rfm_op op,
     struct fl_str none = {"", 0};
     struct fl_str value = none;
     struct fl_str expected = none;
-    uint64_t seq = c->seq != 0 ? c->seq : ++c->own_seq;
+    uint64_t seq = c->seq != 0 ? c->seq : c->own_seq + 1;
     uint64_t index = 0;
     struct fl_buf opb;
 
@@ -650,6 +668,14 @@ static void propose(struct node *n, struct conn *c, enum rfm_op op,
     if (op == RFM_CAS) {
         expected = cmd->argv[2];
         value = cmd->argv[3];
+    }
+    if (c->resumed && c->seq == 0) {
+        /* Numbering from 1 would reuse numbers the session has spent, and
+         * those writes would get the session's cached response, not be applied.
+         */
+        kv_resp_add_error(&c->out, "ERR a resumed session needs SEQ before "
+                                   "its next write");
+        return;
     }
     if (rft_role(n->r) != RFT_LEADER) {
         reply_notleader(n, c);
@@ -672,6 +698,7 @@ static void propose(struct node *n, struct conn *c, enum rfm_op op,
     rft_command_encode(&n->scratch, c->session, seq, opb.data, opb.len);
     fl_buf_free(&opb);
     c->seq = 0;
+    c->own_seq = seq;
     struct rft_event ev = {
         .type = RFT_EV_PROPOSE, .data = n->scratch.data, .len = n->scratch.len};
     step(n, &ev, &index);
@@ -743,7 +770,10 @@ static void run_command(struct node *n, struct conn *c,
     uint64_t v;
 
     if (kv_resp_is(cmd, "PING")) {
-        kv_resp_add_simple(&c->out, "PONG");
+        if (cmd->argc > 1)
+            kv_resp_add_bulk(&c->out, cmd->argv[1].ptr, cmd->argv[1].len);
+        else
+            kv_resp_add_simple(&c->out, "PONG");
     } else if (kv_resp_is(cmd, "QUIT")) {
         kv_resp_add_simple(&c->out, "OK");
         c->closing = true;
@@ -765,16 +795,20 @@ static void run_command(struct node *n, struct conn *c,
         /* SESSION with no argument hands out a new id; SESSION ID resumes
          * one, so a retry after a reconnect keeps its numbers. */
         if (cmd->argc == 1) {
-            /* Unique across the cluster's nodes and restarts: node id,
-             * start time and a counter. */
-            c->session = ((uint64_t)n->o.id << 56 ^ (uint64_t)time(NULL) << 20 ^
-                          ++n->next_session) &
+            /* A random start drawn at boot plus a counter: unique across
+             * nodes and restarts but for a 2^-63 chance. */
+            c->session = (n->session_base +
+                          ++n->next_session * UINT64_C(0x9e3779b97f4a7c15)) &
                          INT64_MAX;
+            if (c->session == 0)
+                c->session = 1;
             c->own_seq = 0;
+            c->resumed = false;
             kv_resp_add_int(&c->out, (int64_t)c->session);
         } else if (cmd->argc == 2 && parse_u64(cmd->argv[1], &v) && v != 0) {
             c->session = v;
             c->own_seq = 0;
+            c->resumed = true;
             kv_resp_add_simple(&c->out, "OK");
         } else {
             kv_resp_add_error(&c->out, "ERR SESSION takes no argument or a "
@@ -790,6 +824,7 @@ static void run_command(struct node *n, struct conn *c,
         else {
             c->seq = v;
             c->own_seq = v;
+            c->resumed = false;
             kv_resp_add_simple(&c->out, "OK");
         }
     } else {
@@ -808,6 +843,7 @@ static void conn_close(struct node *n, struct conn *c)
     while (*pp != c)
         pp = &(*pp)->next;
     *pp = c->next;
+    n->n_conns--;
     close(c->fd);
     fl_buf_free(&c->in);
     fl_buf_free(&c->out);
@@ -968,11 +1004,35 @@ static void accept_conns(struct node *n, int lfd, enum conn_kind kind)
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         int one = 1;
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+            n->spare_fd >= 0) {
+            /* Out of descriptors: give up the spare one to take the
+             * connection and close it, or the level-triggered listener
+             * would report it again at once, forever. */
+            close(n->spare_fd);
+            fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            n->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            FL_LOG_WARNF("raftd",
+                         "out of file descriptors, refused a "
+                         "connection",
+                         "node=%u connections=%zu", n->o.id, n->n_conns);
+            return;
+        }
         if (fd < 0)
             return;
+        if (n->n_conns >= MAX_CONNS) {
+            close(fd); /* full: the client sees the connection close */
+            continue;
+        }
+        struct kv_resp_limits limits;
+        kv_resp_limits_default(&limits);
+        limits.max_bulk_len = MAX_COMMAND;
+        limits.max_request_len = 2 * (size_t)MAX_COMMAND + 4096;
         struct conn *c = calloc(1, sizeof(*c));
         if (c == NULL || (kind == CONN_CLIENT &&
-                          kv_resp_parser_new(&c->parser, NULL) != 0)) {
+                          kv_resp_parser_new(&c->parser, &limits) != 0)) {
             free(c);
             close(fd);
             return;
@@ -987,6 +1047,7 @@ static void accept_conns(struct node *n, int lfd, enum conn_kind kind)
         fl_buf_init(&c->out);
         c->next = n->conns;
         n->conns = c;
+        n->n_conns++;
         watch(n, fd, &c->tag, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
     }
 }
@@ -1112,6 +1173,9 @@ static int parse_addr_list(const char *flag, const char *text,
 
     if (strlen(text) >= sizeof(copy))
         return usage_error("%s is too long", flag);
+    if (text[0] == ',' || strstr(text, ",,") != NULL ||
+        (text[0] != '\0' && text[strlen(text) - 1] == ','))
+        return usage_error("invalid %s \"%s\": an empty entry", flag, text);
     snprintf(copy, sizeof(copy), "%s", text);
     *count = 0;
     for (char *item = strtok_r(copy, ",", &save); item != NULL;
@@ -1130,10 +1194,27 @@ static int parse_addr_list(const char *flag, const char *text,
                                item, flag, RFT_MAX_NODES);
         if (table[id][0] != '\0')
             return usage_error("node %lu appears twice in %s", id, flag);
-        if (strlen(eq + 1) >= 128 ||
-            kv_listen_parse(eq + 1, &sa, &len, err, sizeof(err)) != 0)
+        if (strlen(eq + 1) >= 128) {
+            snprintf(err, sizeof(err), "longer than 127 bytes");
             return usage_error("invalid address for node %lu in %s: %s", id,
                                flag, err);
+        }
+        if (kv_listen_parse(eq + 1, &sa, &len, err, sizeof(err)) != 0)
+            return usage_error("invalid address for node %lu in %s: %s", id,
+                               flag, err);
+        if ((sa.ss_family == AF_INET &&
+             ((struct sockaddr_in *)&sa)->sin_port == 0) ||
+            (sa.ss_family == AF_INET6 &&
+             ((struct sockaddr_in6 *)&sa)->sin6_port == 0))
+            return usage_error("invalid address for node %lu in %s: port 0 "
+                               "names no port another node can reach",
+                               id, flag);
+        for (uint32_t other = 1; other <= RFT_MAX_NODES; other++) {
+            if (strcmp(table[other], eq + 1) == 0)
+                return usage_error("nodes %u and %lu share the address %s "
+                                   "in %s",
+                                   other, id, eq + 1, flag);
+        }
         snprintf(table[id], 128, "%s", eq + 1);
         (*count)++;
     }
@@ -1273,6 +1354,24 @@ static int parse_options(int argc, char **argv, struct options *o)
         o->listen_client == NULL)
         return usage_error("--id, --peers, --data-dir and --listen-client "
                            "are required");
+    if (o->data_dir[0] == '\0')
+        return usage_error("empty --data-dir: expected a directory");
+    for (uint32_t id = 1; id <= RFT_MAX_NODES; id++) {
+        if (o->clients[id][0] != '\0' && o->peers[id][0] == '\0')
+            return usage_error("--clients names node %u, which --peers "
+                               "does not",
+                               id);
+    }
+    {
+        struct sockaddr_storage sa;
+        socklen_t len;
+        char err[256];
+        if (kv_listen_parse(o->listen_client, &sa, &len, err, sizeof(err)) != 0)
+            return usage_error("invalid --listen-client: %s", err);
+        if (o->listen_peer != NULL &&
+            kv_listen_parse(o->listen_peer, &sa, &len, err, sizeof(err)) != 0)
+            return usage_error("invalid --listen-peer: %s", err);
+    }
     if (o->peers[o->id][0] == '\0')
         return usage_error("--peers has no entry for this node's --id %u",
                            o->id);
@@ -1318,6 +1417,11 @@ static int setup(struct node *n)
         fl_buf_init(&n->peers[id].out);
         fl_buf_init(&n->peers[id].held);
     }
+    if (getrandom(&n->session_base, sizeof(n->session_base), 0) !=
+        (ssize_t)sizeof(n->session_base))
+        n->session_base = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^
+                          (uint64_t)getpid();
+    n->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Listen first, so a busy port fails before the slow recovery. */
     n->client_fd = open_listener(n->o.listen_client, n->err, sizeof(n->err));
     if (n->client_fd < 0)
@@ -1415,6 +1519,8 @@ static void teardown(struct node *n)
         close(n->client_fd);
     if (n->peer_fd >= 0)
         close(n->peer_fd);
+    if (n->spare_fd >= 0)
+        close(n->spare_fd);
 }
 
 int main(int argc, char **argv)
@@ -1425,6 +1531,7 @@ int main(int argc, char **argv)
     int rc;
 
     n->ep = n->timer_fd = n->signal_fd = n->client_fd = n->peer_fd = -1;
+    n->spare_fd = -1;
     fl_buf_init(&n->out.response);
     fl_buf_init(&n->scratch);
     fl_buf_init(&n->frame);

@@ -1438,6 +1438,25 @@ START_TEST(test_session_rule)
 }
 END_TEST
 
+/* A message with a forged term near 2^64 is dropped: adopting it would
+ * make the next election's term + 1 wrap. */
+START_TEST(test_huge_term_dropped)
+{
+    struct rft *r = node_with_log(1, 3, 2, 0, NULL, 0);
+    struct rft_update u;
+    struct rft_msg m = vote_request(2, 1, UINT64_MAX, 1000000, UINT64_MAX);
+
+    receive(r, &m, &u);
+    ck_assert_uint_eq(rft_term(r), 2);
+    ck_assert_uint_eq(u.n_msgs, 0);
+    ck_assert(!u.hard_state);
+    m.term = RFT_MAX_TERM;
+    receive(r, &m, &u);
+    ck_assert_uint_eq(rft_term(r), RFT_MAX_TERM); /* the limit itself passes */
+    rft_free(r);
+}
+END_TEST
+
 START_TEST(test_config_rejected)
 {
     struct rft *r = NULL;
@@ -1481,6 +1500,7 @@ static Suite *raft_suite(void)
     tcase_add_test(t, test_no_commit_of_earlier_term_by_counting);
     tcase_add_test(t, test_leader_counts_itself_after_persisting);
     tcase_add_test(t, test_config_rejected);
+    tcase_add_test(t, test_huge_term_dropped);
     tcase_add_test(t, test_install_snapshot_discards_conflicting);
     tcase_add_test(t, test_install_snapshot_keeps_matching_suffix);
     tcase_add_test(t, test_snapshot_chunks_in_order);

@@ -492,23 +492,21 @@ static void three_nodes(void)
     finish(&c, "3 nodes");
 }
 
-/* Sends SESSION, SEQ and a command on one connection; returns the last
- * reply. */
-static bool session_write(int port, const char *session, const char *seq,
-                          const char *key, const char *value, char *reply,
-                          size_t size)
+/* Sends the inline commands in req on one connection, reads one reply
+ * line per command (replies here are single lines), and copies the last
+ * one into reply. Returns false when the node did not reply in time. */
+static bool exchange(int port, const char *req, int commands, char *reply,
+                     size_t size)
 {
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {3, 0};
-    char req[512], buf[512];
+    char buf[1024];
     size_t got = 0;
     int lines = 0;
+    int len = (int)strlen(req);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int len =
-        snprintf(req, sizeof(req), "SESSION %s\r\nSEQ %s\r\nCAS %s x %s\r\n",
-                 session, seq, key, value);
 
     if (fd < 0)
         return false;
@@ -518,7 +516,7 @@ static bool session_write(int port, const char *session, const char *seq,
         close(fd);
         return false;
     }
-    while (lines < 3) {
+    while (lines < commands && got < sizeof(buf) - 1) {
         ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
         if (r <= 0)
             break;
@@ -529,14 +527,27 @@ static bool session_write(int port, const char *session, const char *seq,
             lines++;
     }
     close(fd);
-    if (lines < 3)
+    if (lines < commands)
         return false;
     char *last = buf;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < commands - 1; i++)
         last = strstr(last, "\r\n") + 2;
     last[strcspn(last, "\r\n")] = '\0';
     snprintf(reply, size, "%s", last);
     return true;
+}
+
+/* Sends SESSION, SEQ and a CAS on one connection; returns the last
+ * reply. */
+static bool session_write(int port, const char *session, const char *seq,
+                          const char *key, const char *value, char *reply,
+                          size_t size)
+{
+    char req[512];
+
+    snprintf(req, sizeof(req), "SESSION %s\r\nSEQ %s\r\nCAS %s x %s\r\n",
+             session, seq, key, value);
+    return exchange(port, req, 3, reply, size);
 }
 
 /* A retried CAS with the same session numbers returns the first response
@@ -564,6 +575,28 @@ static void sessions(void)
     check(command(port, reply, sizeof(reply), "GET", "s", NULL) &&
               strcmp(reply, "$x") == 0,
           "sessions: the retry did not apply again: %s", reply);
+    /* A number below the session's last one is refused, not applied. */
+    check(exchange(port, "SESSION 41\r\nSEQ 2\r\nSET s z\r\n", 3, reply,
+                   sizeof(reply)) &&
+              strcmp(reply, "+OK") == 0,
+          "sessions: seq 2 applies: %s", reply);
+    check(exchange(port, "SESSION 41\r\nSEQ 1\r\nSET s w\r\n", 3, reply,
+                   sizeof(reply)) &&
+              strncmp(reply, "-ERR SEQ 1 is below", 19) == 0,
+          "sessions: an older seq is refused: %s", reply);
+    /* A resumed session must give SEQ before it writes again. */
+    check(
+        exchange(port, "SESSION 41\r\nSET s v\r\n", 2, reply, sizeof(reply)) &&
+            strncmp(reply, "-ERR a resumed session needs SEQ", 32) == 0,
+        "sessions: a resumed session needs SEQ: %s", reply);
+    check(command(port, reply, sizeof(reply), "GET", "s", NULL) &&
+              strcmp(reply, "$z") == 0,
+          "sessions: neither refused write applied: %s", reply);
+    char first[64], second[64];
+    check(command(port, first, sizeof(first), "SESSION", NULL) &&
+              command(port, second, sizeof(second), "SESSION", NULL) &&
+              first[0] == ':' && strcmp(first, second) != 0,
+          "sessions: new sessions get distinct ids (%s, %s)", first, second);
     finish(&c, "sessions");
 }
 
@@ -699,6 +732,54 @@ static void one_node_pipelined(void)
     finish(&c, "1 node");
 }
 
+/* Bad flags end the node with exit 2 and a message naming the flag. */
+static void bad_flags(void)
+{
+    static const struct {
+        const char *args;
+        const char *want;
+    } cases[] = {
+        {"--id 1 --data-dir /tmp/x --listen-client 127.0.0.1:3",
+         "are required"},
+        {"--id 1 --peers 1=127.0.0.1:5,,2=127.0.0.1:6 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3",
+         "an empty entry"},
+        {"--id 1 --peers 1=127.0.0.1:5,2=127.0.0.1:5 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3",
+         "share the address"},
+        {"--id 3 --peers 1=127.0.0.1:5 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3",
+         "no entry for this node"},
+        {"--id 1 --peers 1=127.0.0.1:0 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3",
+         "port 0"},
+        {"--id 1 --peers 1=127.0.0.1:5 --data-dir /tmp/x "
+         "--listen-client nowhere",
+         "invalid --listen-client"},
+        {"--id 1 --peers 1=127.0.0.1:5 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3 --heartbeat-ms 900",
+         "at most half"},
+        {"--id 1 --peers 1=127.0.0.1:5 --data-dir /tmp/x "
+         "--listen-client 127.0.0.1:3 --inject-bug nope",
+         "unknown --inject-bug"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char cmd[1024], out[1024] = "";
+        snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", raftd, cases[i].args);
+        FILE *p = popen(cmd, "r");
+        if (p == NULL)
+            die("popen failed: %s", strerror(errno));
+        size_t got = fread(out, 1, sizeof(out) - 1, p);
+        out[got] = '\0';
+        int status = pclose(p);
+        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+                  strstr(out, cases[i].want) != NULL;
+        out[strcspn(out, "\n")] = '\0';
+        check(ok, "flags: %s", out);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -708,6 +789,7 @@ int main(int argc, char **argv)
     raftd = argv[1];
     faultline = argv[2];
     signal(SIGPIPE, SIG_IGN);
+    bad_flags();
     one_node_pipelined();
     three_nodes();
     sessions();

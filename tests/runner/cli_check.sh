@@ -372,6 +372,7 @@ expect audit-two-leaders 1 "n2.log:5: election safety: nodes 1 and 2 both led te
 expect audit-double-vote 1 "n3.log:3: node 3 voted for 1 and 2 in term 4" -- \
   "$faultline" audit raft "$tmp/n3.log"
 { ev 4 term 6 0 0 0; ev 4 boot 5 0 0 0; } >"$tmp/n4.log"
+{ ev 4 boot 5 0 0 0; ev 4 term 6 0 0 0; } >"$tmp/n4.log.ok"
 expect audit-term-back 1 "n4.log:2: node 4 restarted in term 5 after reaching term 6" -- \
   "$faultline" audit raft "$tmp/n4.log"
 { ev 5 apply 2 0 1 99; } >"$tmp/n5.log"
@@ -383,8 +384,13 @@ expect audit-malformed 2 "bad.log:1: a raft event without numeric" -- \
 expect audit-missing-file 2 "nope.log: cannot open" -- \
   "$faultline" audit raft "$tmp/nope.log"
 expect audit-no-files 2 "no log files given" -- "$faultline" audit raft
-expect audit-no-events 0 "warning: no raft events" -- \
+expect audit-no-events 3 "unknown: no raft events found" -- \
   "$faultline" audit raft /dev/null
+expect audit-help 0 "Usage: faultline audit raft" -- "$faultline" audit raft --help
+expect audit-same-file-twice 0 " 0 violation" -- \
+  "$faultline" audit raft -- "$tmp/n4.log.ok" "$tmp/n4.log.ok"
+printf '%s\r\n' "$(ev 6 vote 3 1 0 0)" >"$tmp/crlf.log"
+expect audit-crlf 0 "^1 raft events" -- "$faultline" audit raft "$tmp/crlf.log"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures command-line checks failed"
