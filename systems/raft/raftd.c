@@ -69,7 +69,8 @@ static const char usage_text[] =
     "                --data-dir DIR --listen-client HOST:PORT [OPTIONS]\n"
     "\n"
     "Runs one node of a Raft-replicated key-value cluster. Clients speak\n"
-    "RESP2 (redis-cli works): GET, SET, DEL, CAS, PING, INFO, SESSION, SEQ.\n"
+    "RESP2 (redis-cli works): GET, SET, DEL, CAS, PING, ECHO, INFO, QUIT,\n"
+    "SESSION and SEQ.\n"
     "\n"
     "Options:\n"
     "  --id N                  this node's id, 1 to 9\n"
@@ -774,6 +775,9 @@ static void run_command(struct node *n, struct conn *c,
             kv_resp_add_bulk(&c->out, cmd->argv[1].ptr, cmd->argv[1].len);
         else
             kv_resp_add_simple(&c->out, "PONG");
+    } else if (kv_resp_is(cmd, "ECHO")) {
+        if (arity(c, cmd, 2))
+            kv_resp_add_bulk(&c->out, cmd->argv[1].ptr, cmd->argv[1].len);
     } else if (kv_resp_is(cmd, "QUIT")) {
         kv_resp_add_simple(&c->out, "OK");
         c->closing = true;
@@ -969,6 +973,12 @@ static void conn_event(struct node *n, struct conn *c, uint32_t events)
             if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 break;
             if (r <= 0) {
+                if (c->kind == CONN_PEER && c->in.len > c->in_off)
+                    FL_LOG_WARNF("raftd",
+                                 "peer closed the connection in the middle "
+                                 "of a frame",
+                                 "node=%u peer=%u bytes=%zu", n->o.id,
+                                 c->peer_id, c->in.len - c->in_off);
                 conn_close(n, c);
                 return;
             }

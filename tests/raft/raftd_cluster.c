@@ -667,23 +667,39 @@ static void five_nodes(void)
     check(write_key(&c, next, "f", "5", reply, sizeof(reply)) == '+',
           "5 nodes: writes go on with three nodes: %s", reply);
 
-    /* Garbage on a peer port is logged and dropped. */
+    /* Bad frames on a peer port are logged and their connections
+     * dropped: a wrong version, a wrong CRC, and a frame cut short. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } bad[] = {
+        {"\x10\0\0\0\x07\x01\0\0garbage-garbage!xxxx", 28},
+        {"\x08\0\0\0\x01\x01\0\0\x02\0\0\0\x05\0\0\0\xde\xad\xbe\xef", 20},
+        {"\x08\0\0\0\x01\x01\0\0\x02\0", 10},
+    };
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)c.peer_port[next]),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
-        static const char junk[] = "\x10\0\0\0\x07\x01\0\0garbage-garbage!xxxx";
-        send(fd, junk, sizeof(junk) - 1, MSG_NOSIGNAL);
-        sleep_ms(100);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            send(fd, bad[i].bytes, bad[i].len, MSG_NOSIGNAL);
+            sleep_ms(100);
+        }
+        if (fd >= 0)
+            close(fd);
     }
-    if (fd >= 0)
-        close(fd);
+    sleep_ms(100);
     check(command(c.client_port[next], reply, sizeof(reply), "PING", NULL) &&
               strcmp(reply, "+PONG") == 0,
-          "5 nodes: the leader survives a bad peer frame");
-    check(log_count(&c, next, "bad peer frame", NULL) > 0,
-          "5 nodes: the bad frame is logged");
+          "5 nodes: the leader survives bad peer frames");
+    check(log_count(&c, next, "bad peer frame", "version", NULL) > 0,
+          "5 nodes: the wrong version is logged");
+    check(log_count(&c, next, "bad peer frame", "checksum", NULL) > 0,
+          "5 nodes: the wrong CRC is logged");
+    check(log_count(&c, next, "in the middle of a frame", NULL) > 0,
+          "5 nodes: the frame cut short is logged");
+
     finish(&c, "5 nodes");
 }
 
