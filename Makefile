@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build test run bench bench-kv bench-sim fuzz fuzz-build clean
+.PHONY: all deps build test run bench bench-kv bench-raft bench-sim fuzz fuzz-build clean
 
 all: build
 
@@ -34,6 +34,11 @@ bench-sim: build
 bench-kv: build
 	./scripts/install-deps.sh --bench
 	./bench/kv/run.sh $(BUILD)
+
+# Needs etcd and redis-benchmark, which only this target installs.
+bench-raft: build
+	./scripts/install-deps.sh --bench
+	./bench/raft/run.sh $(BUILD)
 
 # libFuzzer builds need clang; they live in their own build folder.
 fuzz-build: deps

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages faultline needs to build, test and benchmark,
 # and does nothing when all of them are present. With --bench it also
-# installs Redis, which only the KV benchmark compares against, and bc.
+# installs Redis, which only the KV benchmark compares against, etcd,
+# which only the Raft benchmark compares against, and bc.
 set -euo pipefail
 
 packages=(
@@ -12,7 +13,7 @@ packages=(
 )
 case "${1:-}" in
   "") ;;
-  --bench) packages+=(redis-server redis-tools bc) ;;
+  --bench) packages+=(redis-server redis-tools etcd-server bc) ;;
   *)
     echo "install-deps: unknown argument \"$1\": expected nothing or --bench" >&2
     exit 2
