@@ -413,7 +413,7 @@ wait_for_fl_leader() {
 
 # Writes every key of the key space once, split over fill_clients redis-cli
 # processes that each send their commands one at a time, so that GET never
-# misses. fl-raftd does not implement ECHO, which `redis-cli --pipe` needs.
+# misses.
 fill_fl() { # name leader_port
   local name=$1 port=$2 i status reply pids=() value
   value=$(printf "%${value_bytes}s" "" | tr ' ' x)
