@@ -452,9 +452,9 @@ static const struct rft_entry *durable_at(const struct rft_durable *d,
 }
 
 /* The log matching property: two logs with an entry of the same index and
- * term agree on every entry up to it. It is checked on what each node's
- * disk holds at the end, where both logs still hold entries after their
- * snapshots; a node that is down has its storage opened again for it. */
+ * term agree on every entry up to it. It is checked at the end on each
+ * node's disk, over the indexes both logs still contain after their
+ * snapshots. The storage of a node that is down is opened again for it. */
 static void check_log_matching(struct sim *s)
 {
     struct rft_durable d[RFT_MAX_NODES + 1];

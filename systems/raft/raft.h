@@ -44,8 +44,8 @@
  * the durable state given to rft_new, so membership changes can later
  * move it through the log.
  * Client sessions (thesis section 6.3) belong to the state machine, whose
- * table must change in the same atomic step as the command it answers;
- * session.h holds the command envelope and the rule.
+ * table must change in the same atomic step as the command it replies
+ * to. session.h contains the command envelope and the rule.
  * The core reports what it does through an optional tracer (rft_trace).
  */
 #ifndef RFT_RAFT_H

@@ -6,10 +6,10 @@
  *
  * Each pass of the loop handles the ready descriptors and ticks, feeding
  * the core events. What an update requests to persist is written at
- * once, but the messages it produced are held back. At the end of the pass one
- * fdatasync (rfs_sync) covers every write of the pass, and only then do
- * the held messages go to the peers' send buffers and the core learn the
- * new persisted index: persist before send, with group commit.
+ * once, but the messages it produced are held back. At the end of the
+ * pass one fdatasync (rfs_sync) covers every write of the pass. Only then
+ * do the held messages go to the peers' send buffers and the core learn
+ * the new persisted index: persist before send, with group commit.
  *
  * Peers: each node connects to every other node's peer port and sends its
  * messages on that connection, starting with a hello frame; it receives on

@@ -414,6 +414,12 @@ static void three_nodes(void)
     if (leader == 0)
         die("no leader; logs in %s", c.dir);
     follower = leader % 3 + 1;
+    /* A node reports the leader role before the others have heard from
+     * it; a follower names the leader only after its first heartbeat. */
+    int64_t until = now_ms() + 5000;
+    while (now_ms() < until &&
+           info_u64(c.client_port[follower], "leader") != (uint64_t)leader)
+        sleep_ms(20);
 
     check(command(c.client_port[leader], reply, sizeof(reply), "SET", "a", "1",
                   NULL) &&
