@@ -1,10 +1,10 @@
 /*
- * A deterministic simulation of a Raft KV cluster: Raft cores
- * (systems/raft), each applying committed entries to its own KV engine on
- * its own simulated disk, on a virtual clock and a simulated network that
- * delays, drops, duplicates and reorders messages, with partitions and
- * crash-restarts (half of them aimed at the leader), all drawn from one
- * seed. Simulated clients put, append and read keys through the cluster,
+ * A deterministic simulation of a Raft KV cluster. Each node is a Raft core
+ * (systems/raft) applying committed entries to its own KV engine on its
+ * own simulated disk. The nodes run on a virtual clock and a simulated
+ * network that delays, drops, duplicates and reorders messages, with
+ * partitions and crash-restarts (half of them aimed at the leader), all
+ * drawn from one seed. Simulated clients put, append and read keys through the cluster,
  * retrying with client sessions, and the run records their operations as a
  * history. The same options give the same run, byte for byte.
  *

@@ -6,7 +6,7 @@
  *
  * Lock order: e->lock protects the index, the log and every counter; the
  * sync and snapshot threads take it only to pick up or publish work, and
- * run fdatasync and snapshot writing without it. kv_import holds it for
+ * run fdatasync and snapshot writing without it. kv_import keeps it for
  * the whole import.
  */
 #include "engine.h"

@@ -78,9 +78,8 @@ enum rff_type {
 };
 
 /* The first frame on a connection: the sender's node id and the number of
- * voters in its cluster, so the receiver can tell which node is on the other
- * end and can close a connection from a peer whose cluster size differs
- * from its own. */
+ * voters in its cluster. The receiver learns which node is on the other
+ * end, and closes a connection from a peer with another cluster size. */
 struct rff_hello {
     uint32_t id;      /* 1..RFT_MAX_NODES */
     uint32_t n_nodes; /* 1..RFT_MAX_NODES */
@@ -142,7 +141,7 @@ void rff_decoder_free(struct rff_decoder *d);
  *                  reason: a length above RFF_MAX_PAYLOAD, an unknown
  *                  version or frame type, nonzero reserved bytes, a CRC
  *                  mismatch, or a payload that is truncated, too long or
- *                  holds an invalid value. *consumed is 0. The stream cannot
+ *                  contains an invalid value. *consumed is 0. The stream cannot
  *                  be resynchronized, so the caller closes the connection.
  *   -ENOMEM        the entry array could not grow. *consumed is 0 and the
  *                  call may be repeated.

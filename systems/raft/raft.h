@@ -137,7 +137,7 @@ struct rft_msg {
     /* RFT_MSG_SNAPSHOT: the snapshot's index, term and configuration, and
      * len bytes of it from offset on; done marks the last chunk.
      * RFT_MSG_SNAPSHOT_REPLY: snapshot.index names the snapshot, offset is
-     * how many of its bytes the follower has received in order, and done says
+     * how many of its bytes the follower has received in order, and done means
      * it installed the snapshot or already had every entry it covers; then
      * success is set and match is snapshot.index. */
     struct rft_snapshot snapshot;

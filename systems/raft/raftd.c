@@ -12,7 +12,7 @@
  * the new persisted index: persist before send, with group commit.
  *
  * Peers: each node connects to every other node's peer port and sends its
- * messages on that connection, starting with a hello frame; it receives on
+ * messages on that connection, starting with a hello frame. It receives on
  * the connections the others opened to it. Frames carry a version and a
  * CRC32C (frame.h); a bad frame is logged and its connection dropped.
  * Connections are retried with exponential backoff, and a peer's send

@@ -10,8 +10,8 @@
  * in the same atomic step as the command's effect (for the KV engine, in
  * the same kv_apply batch), and it is part of every snapshot, because the
  * state machine's durable state and the table must never disagree. A
- * command whose number the record already holds is answered from the
- * record, never applied again. Records are never expired yet: the table
+ * command whose number the record already contains gets the recorded
+ * response and is never applied again. Records are never expired yet: the table
  * grows with the number of clients.
  *
  * This file holds the rule and the byte formats; the state machine owns the

@@ -13,7 +13,7 @@
  *     reference (index 0 when there is no snapshot).
  * A snapshot reference (80 bytes): file id u64, index u64, term u64, data
  * length u64, CRC32C of the data u32, flags u32, voter count u32, then 9
- * voter ids u32 with the unused ones zero. Flag bit 0 says that the
+ * voter ids u32 with the unused ones zero. Flag bit 0 means that the
  * entries after index are deleted too, and a checkpoint never sets it.
  *
  * A snapshot file is a 92-byte header, magic "FLRS", format version u32,
@@ -874,7 +874,8 @@ static int finish_replay(struct replay *r, char *err, size_t errsize)
                          s->dir, name, KV_SEG_HEADER, s->dir, r->pending.log.n,
                          r->pending_want);
     if (r->pending_seq != 0)
-        (void)abandon_checkpoint(r); /* fails only for the named one */
+        /* Cannot fail: the named checkpoint was handled just above. */
+        (void)abandon_checkpoint(r);
     if (s->anchor != 0 && !r->anchor_done)
         return fl_errorf(err, errsize, FL_ECORRUPT,
                          "%s/" ANCHOR_NAME ": offset 8: names the checkpoint "

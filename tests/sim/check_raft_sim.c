@@ -1,7 +1,7 @@
 /*
- * Tests for the Raft cluster simulation (sim/raft_sim.c): the correct
+ * Tests for the Raft cluster simulation (sim/raft_sim.c). The correct
  * cluster shows no violation and a linearizable history over many seeds
- * with every fault on, a seed replays to the same trace and history byte
+ * with every fault on. A seed replays to the same trace and history byte
  * for byte, and planted bugs are found within a budget of seeds.
  */
 #include "log.h"
