@@ -168,76 +168,11 @@ needed_mb=$((2 * requests * reps * ${#client_counts[@]} * 100 / 1000000 + 50))
 # Processes and cleanup
 
 work_dir=$(mktemp -d "$data_dir_parent/fl-kv-bench.XXXXXX")
-declare -A running=() # pid -> name of each server this script started and has not stopped
-client_pid=""         # redis-benchmark or redis-cli run in the background
-
-# Stops every process this script started: SIGTERM, then SIGKILL for any
-# still running after 5 s. Removes the temporary folder.
-cleanup() {
-  # A second Ctrl-C must not stop the cleanup half way, and it takes at most
-  # about 5 s.
-  trap '' INT TERM
-  local pids=("${!running[@]}") pid alive
-  [ -z "$client_pid" ] || pids+=("$client_pid")
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for _ in $(seq 50); do
-    alive=0
-    for pid in "${pids[@]}"; do
-      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-    done
-    [ "$alive" -eq 1 ] || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "run.sh: process $pid (${running[$pid]:-benchmark client}) still running 5 s after SIGTERM; sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work_dir"
-}
-trap cleanup EXIT
-# An exit from the signal traps runs the EXIT trap, so Ctrl-C also cleans up.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a client command in the background with the given standard input,
-# output and error files, and waits for it. Bash delays a trap until a
-# foreground command ends, but `wait` returns at once on a signal, so Ctrl-C
-# is handled while a long benchmark runs. The redirections sit on the
-# command, not on this function, so that messages of the EXIT trap still
-# reach the script's stderr. Pass the same file twice to merge both outputs.
-run_client() { # stdin_file stdout_file stderr_file command...
-  local stdin_file=$1 stdout_file=$2 stderr_file=$3 status=0
-  shift 3
-  if [ "$stderr_file" = "$stdout_file" ]; then
-    "$@" <"$stdin_file" >"$stdout_file" 2>&1 &
-  else
-    "$@" <"$stdin_file" >"$stdout_file" 2>"$stderr_file" &
-  fi
-  client_pid=$!
-  wait "$client_pid" || status=$?
-  client_pid=""
-  return "$status"
-}
-
-# Prints a free TCP port below the default Linux ephemeral port range (32768
-# to 60999), from which the kernel picks the local port of an outgoing
-# connection, so no client can take it between the check and the bind.
-pick_free_port() {
-  local listening port
-  listening=$(ss -Htln | awk '{ n = split($4, part, ":"); print part[n] }')
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    if ! grep -qx "$port" <<<"$listening"; then
-      break
-    fi
-  done
-  echo "$port"
-}
+bench_grace_s=5
+client_timeout_s=0 # the runs are bounded by their request counts
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_trap_exit
 
 # Prints the reply of one command sent with redis-cli, without carriage
 # returns. Gives up after 10 s, because redis-cli waits for a reply forever.
@@ -279,7 +214,8 @@ start_server() { # name log_file timeout_s launch_function args...
   local name=$1 log_file=$2 timeout_s=$3 attempt port pid t0 log_offset
   shift 3
   for attempt in 1 2 3; do
-    port=$(pick_free_port)
+    pick_free_port
+    port=$free_port
     log_offset=$(stat -c %s "$log_file" 2>/dev/null || echo 0)
     t0=$(date +%s%N)
     "$@" "$port" >>"$log_file" 2>&1 &

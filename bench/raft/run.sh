@@ -182,85 +182,10 @@ needed_mb=$((3 * 64 + 2 * 3 * requests * reps / 1000 + 100))
 # Processes and cleanup
 
 work_dir=$(mktemp -d "$data_dir_parent/fl-raft-bench.XXXXXX")
-declare -A running=() # pid -> name of each node this script started and has not stopped
-client_pids=()        # benchmark clients running in the background
-
-# Stops every process this script started: SIGTERM, then SIGKILL for any
-# still running after 10 s. Removes the temporary folder.
-# shellcheck disable=SC2317 # the EXIT trap calls it
-cleanup() {
-  # A second Ctrl-C must not stop the cleanup half way, and it takes at most
-  # about 10 s.
-  trap '' INT TERM
-  local pids=("${!running[@]}" "${client_pids[@]}") pid alive
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for _ in $(seq 100); do
-    alive=0
-    for pid in "${pids[@]}"; do
-      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
-    done
-    [ "$alive" -eq 1 ] || break
-    sleep 0.1
-  done
-  for pid in "${pids[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "run.sh: process $pid (${running[$pid]:-benchmark client}) still running 10 s after SIGTERM; sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work_dir"
-}
-trap cleanup EXIT
-# An exit from the signal traps runs the EXIT trap, so Ctrl-C also cleans up.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a client command in the background, with its standard output in
-# out_file and its standard error in err_file, and waits for it. Bash
-# delays a trap until a foreground command ends, but `wait` returns at once
-# on a signal, so Ctrl-C is handled while a long benchmark runs. The
-# redirections sit on the command, not on this function, so that messages
-# of the EXIT trap still reach the script's stderr. Pass the same file
-# twice to merge both outputs.
-run_client() { # stdin_file out_file err_file command...
-  local stdin_file=$1 out_file=$2 err_file=$3 status=0
-  shift 3
-  if [ "$err_file" = "$out_file" ]; then
-    timeout "$client_timeout_s" "$@" <"$stdin_file" >"$out_file" 2>&1 &
-  else
-    timeout "$client_timeout_s" "$@" <"$stdin_file" >"$out_file" 2>"$err_file" &
-  fi
-  client_pids=("$!")
-  wait "${client_pids[0]}" || status=$?
-  client_pids=()
-  [ "$status" -ne 124 ] || echo "run.sh: $1 did not finish within $client_timeout_s s" >>"$err_file"
-  return "$status"
-}
-
-# Ports this script has handed out, so no two nodes get the same one.
-declare -A taken_ports=()
-free_port=""
-
-# Sets free_port to a free TCP port below the default Linux ephemeral port
-# range (32768 to 60999), from which the kernel picks the local port of an
-# outgoing connection, so no client can take it between the check and the
-# bind. It sets a variable rather than printing, because a command
-# substitution would run it in a subshell that forgets taken_ports.
-pick_free_port() {
-  local listening port
-  listening=$(ss -Htln | awk '{ n = split($4, part, ":"); print part[n] }')
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    if [ -z "${taken_ports[$port]:-}" ] && ! grep -qx "$port" <<<"$listening"; then
-      break
-    fi
-  done
-  taken_ports[$port]=1
-  free_port=$port
-}
+bench_grace_s=10
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_trap_exit
 
 # Prints the reply of one command sent with redis-cli, without carriage
 # returns. Gives up after 10 s, because redis-cli waits for a reply forever.
