@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # toolchain
   libcjson-dev libsqlite3-dev check  # libraries found with pkg-config
+  libnl-3-dev libnl-route-3-dev libnftables-dev
   clang libclang-rt-dev              # libFuzzer harnesses
   time                               # peak memory in bench/
 )
