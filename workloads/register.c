@@ -46,8 +46,9 @@ enum op_kind { OP_READ, OP_WRITE, OP_CAS };
 struct op {
     enum op_kind kind;
     unsigned key;
-    int64_t value;    /* write: the value; cas: the new value */
-    int64_t expected; /* cas */
+    int64_t value;       /* write: the value; cas: the new value */
+    int64_t expected;    /* cas */
+    unsigned first_node; /* a read's first node, or 0: the current one */
 };
 
 /* The value a read returned. */
@@ -533,6 +534,10 @@ static enum outcome execute(struct client *cl, const struct op *op,
     struct wl_resp_reply r;
     int rc;
 
+    if (op->first_node != 0 && op->first_node != cl->node) {
+        disconnect(cl);
+        use_node(cl, op->first_node);
+    }
     for (unsigned attempt = 0;; attempt++) {
         int64_t now = fl_clock_now_ns();
         if (now >= deadline_ns)
@@ -675,6 +680,9 @@ static void draw_op(struct client *cl, struct op *op)
         op->value = draw_value(cl);
     if (op->kind == OP_CAS)
         op->expected = cl->last_seen[op->key];
+    if (op->kind == OP_READ && c->reads_anywhere &&
+        c->target == WL_TARGET_RAFT && c->n_nodes > 1)
+        op->first_node = 1 + (unsigned)fl_rng_below(&cl->rng, c->n_nodes);
 }
 
 /* Enters the configured network namespace, if any. Returns false (with the
@@ -726,6 +734,12 @@ static void *client_main(void *arg)
     struct client *cl = arg;
     struct wl_reg *w = cl->w;
     int64_t timeout_ns = (int64_t)w->c.timeout_ms * FL_NSEC_PER_MSEC;
+    /* Against a cluster, one node gets a quarter of the timeout: a leader
+     * cut off from its peers never answers, and a client that waited the
+     * whole timeout there would never reach the new leader in time. */
+    int64_t attempt_ns = w->c.target == WL_TARGET_RAFT && w->c.n_nodes > 1
+                             ? timeout_ns / 4
+                             : timeout_ns;
     /* Each thread spaces its operations by concurrency / rate on average,
      * so the threads together approach the rate. */
     int64_t spacing_ns =
@@ -751,7 +765,7 @@ static void *client_main(void *arg)
         if (spacing_ns > 0)
             next_start = start + (int64_t)fl_rng_below(
                                      &cl->rng, (uint64_t)spacing_ns * 2);
-        if (run_op(cl, &op, start + timeout_ns, timeout_ns, &out) != 0)
+        if (run_op(cl, &op, start + timeout_ns, attempt_ns, &out) != 0)
             break;
     }
     disconnect(cl);

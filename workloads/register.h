@@ -60,7 +60,12 @@ struct wl_reg_config {
      * value from what the process last saw of the key. */
     unsigned value_max;
     int timeout_ms; /* per operation, retries included */
-    uint64_t seed;  /* each thread uses sub-stream FL_RNG_STREAM_CLIENT + t */
+    /* fl-raftd: each read starts at a node drawn at random and follows
+     * redirects from there, as clients spread over a cluster do; a node
+     * that wrongly believes it still leads then gets reads to answer.
+     * false: reads go where the client last was, normally the leader. */
+    bool reads_anywhere;
+    uint64_t seed; /* each thread uses sub-stream FL_RNG_STREAM_CLIENT + t */
     int64_t time_base_ns; /* history times are fl_clock_now_ns() - this */
     struct fl_hist_writer *history; /* shared; the writer locks */
 };
