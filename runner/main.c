@@ -3,6 +3,7 @@
  * handler and one-line summary; the top-level usage is generated from it.
  */
 #include "cli.h"
+#include "run.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,8 +16,14 @@ static const struct run_command commands[] = {
     {"audit", run_cmd_audit,
      "check a Raft cluster's invariants from its nodes' logs"},
     {"check", run_cmd_check, "check a recorded history for linearizability"},
+    {"clean", run_cmd_clean,
+     "remove what killed runs left behind: namespaces, processes, files"},
     {"gen", run_cmd_gen,
      "generate a synthetic history that is linearizable by construction"},
+    {"repro", run_cmd_repro,
+     "run a stored run again with its seed and recorded faults"},
+    {"run", run_cmd_run,
+     "run a campaign against a real cluster with a nemesis, then check it"},
     {"sim", run_cmd_sim,
      "run the deterministic Raft simulation over one or many seeds"},
 };

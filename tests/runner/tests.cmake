@@ -34,3 +34,16 @@ target_include_directories(raftd_cluster PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/kv)
 add_test(NAME raftd_cluster COMMAND raftd_cluster $<TARGET_FILE:fl-raftd>
                                     $<TARGET_FILE:faultline>)
 set_tests_properties(raftd_cluster PROPERTIES TIMEOUT 300)
+
+# Campaign files: one malformed file per class of error, and every shipped
+# campaign validates.
+add_test(NAME campaign_errors
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/runner/campaign_errors.sh
+                 $<TARGET_FILE:faultline> ${PROJECT_SOURCE_DIR}/campaigns)
+
+# faultline run leaves no process, namespace, rule or file behind, also
+# after SIGINT, and faultline clean tidies up after a killed runner.
+add_test(NAME run_cleanup
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/runner/run_cleanup.sh
+                 $<TARGET_FILE:faultline> $<TARGET_FILE_DIR:fl-raftd>)
+set_tests_properties(run_cleanup PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)

@@ -1,0 +1,137 @@
+/*
+ * Pieces of `faultline run` shared between its files: the fault plan, the
+ * checks after a run, and the registry of live runs that `faultline clean`
+ * reads.
+ */
+#ifndef RUN_RUN_H
+#define RUN_RUN_H
+
+#include "campaign.h"
+
+#include "buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- the fault plan (schedule.c) --------------------------------------- */
+
+/* Traffic into node `to` from the nodes in `from` is dropped. */
+struct run_block {
+    unsigned to;
+    unsigned from[CAMP_MAX_NODES];
+    size_t n_from;
+};
+
+struct run_fault {
+    uint64_t id; /* from 1, in start order */
+    enum camp_fault_kind kind;
+    size_t spec;      /* index into the campaign's faults */
+    int64_t start_ns; /* since the run began */
+    int64_t stop_ns;
+    /* Filled when the fault starts, or read from a recorded run: */
+    bool resolved;
+    unsigned targets[CAMP_MAX_NODES];
+    size_t n_targets;
+    struct run_block blocks[CAMP_MAX_NODES];
+    size_t n_blocks;
+    bool one_way;
+    double probability;
+    unsigned delay_ms;
+};
+
+struct run_plan {
+    struct run_fault *faults;
+    size_t n;
+    int64_t heal_ns; /* the final heal: every fault ends by then */
+};
+
+/*
+ * Draws the fault plan of campaign c from seed: kinds by weight, start
+ * times and lengths around the campaign's interval and duration, all
+ * inside [start_s, duration_s - quiet_s). Targets are drawn when each
+ * fault starts (the primary is only known then). Faults the run cannot
+ * inject (skip[kind] true) are left out. Returns 0 or -ENOMEM.
+ */
+int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
+                  uint64_t seed, const bool skip[CAMP_FAULT__COUNT]);
+
+/*
+ * Reads a recorded plan from a run's nemesis.jsonl: every fault with its
+ * times, targets and blocks, so a repro injects the same faults. Returns
+ * 0, or RUN_EXIT_USAGE with "file:line: reason" in err.
+ */
+int run_plan_load(struct run_plan *p, const char *path,
+                  const struct camp_campaign *c, char *err, size_t err_size);
+
+void run_plan_free(struct run_plan *p);
+
+/*
+ * Chooses the targets and blocks of f when it starts: primary is the
+ * current leader (0 when unknown: a random node is taken instead). Uses
+ * the nemesis stream of the seed, rng_state.
+ */
+void run_fault_resolve(struct run_fault *f, const struct camp_campaign *c,
+                       unsigned primary, uint64_t *rng_state);
+
+/* Appends the nemesis.jsonl line of a start or stop of f at time_ns. */
+void run_fault_json(const struct run_fault *f, bool start, int64_t time_ns,
+                    struct fl_buf *b);
+
+/* Appends "halves n1,n2|n3,n4,n5" style text, for the progress line. */
+void run_fault_describe(const struct run_fault *f, struct fl_buf *b);
+
+/* ---- the checks after a run (analyze.c) -------------------------------- */
+
+struct run_facts {
+    const char *dir; /* the run's store directory */
+    const struct camp_campaign *c;
+    uint64_t seed;
+    char run_id[17];
+    bool namespaces;
+    bool interrupted;
+    char started_utc[32];
+    double elapsed_s;
+    int64_t workload_ns; /* when the workload stopped, since the start */
+    int final_reads;     /* keys read after the heal, or negative */
+    const char *const *notes;
+    size_t n_notes;
+    /* Exits the nemesis did not cause: "node 2 exited with status 1". */
+    const char *const *crashes;
+    size_t n_crashes;
+};
+
+struct run_outcome {
+    int exit_code; /* RUN_EXIT_* */
+    const char *verdict;
+    char summary[512]; /* one line per anomaly kind, for the terminal */
+};
+
+/*
+ * Checks the run in facts->dir (history.jsonl, nemesis.jsonl and the node
+ * logs in nodes/)
+ * and writes results.json there. Returns 0 with *out filled, or a negative
+ * error when results.json cannot be written.
+ */
+int run_analyze(const struct run_facts *facts, struct run_outcome *out);
+
+/* ---- the registry of live runs (registry.c) ---------------------------- */
+
+/*
+ * Records run_id, this process and the run's temporary directory, so
+ * `faultline clean` can tell a live run from one whose runner died.
+ */
+int run_registry_add(const char *run_id, const char *tmp_dir,
+                     const char *store_dir, bool namespaces, char *err,
+                     size_t err_size);
+void run_registry_remove(const char *run_id);
+
+/* Removes a directory tree; used for the run's temporary directory. */
+int run_remove_tree(const char *path);
+
+int run_cmd_clean(int argc, char **argv);
+int run_cmd_run(int argc, char **argv);
+int run_cmd_repro(int argc, char **argv);
+
+#endif
