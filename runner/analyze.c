@@ -39,8 +39,11 @@ static const char *const log_patterns[] = {
     "assertion failed", "Segmentation fault", "level=fatal",    "panic",
 };
 
+/* One fault's time span, and the operations that succeeded in it. */
 struct interval {
     int64_t start, stop;
+    char fault[24];
+    uint64_t ok;
 };
 
 static void add_json_str(struct fl_buf *b, const char *s)
@@ -166,8 +169,13 @@ static size_t read_faults(const char *dir, int64_t end, struct interval **out)
                     break;
                 iv = g;
             }
+            const char *kind = strstr(line, "\"fault\":\"");
             iv[n].start = at;
             iv[n].stop = end;
+            iv[n].ok = 0;
+            iv[n].fault[0] = '\0';
+            if (kind != NULL)
+                sscanf(kind + 9, "%23[^\"]", iv[n].fault);
             n++;
         } else if (n > 0) {
             iv[n - 1].stop = at;
@@ -185,7 +193,7 @@ struct op_counts {
     uint64_t open; /* never completed */
 };
 
-static int count_ops(const char *dir, const struct interval *iv, size_t n_iv,
+static int count_ops(const char *dir, struct interval *iv, size_t n_iv,
                      int64_t end, struct op_counts *k, char *err,
                      size_t err_size)
 {
@@ -212,8 +220,10 @@ static int count_ops(const char *dir, const struct interval *iv, size_t n_iv,
             k->ok++;
             if (ev.time > end)
                 break; /* final reads */
-            for (size_t i = 0; i < n_iv && !in_fault; i++)
+            for (size_t i = 0; i < n_iv && !in_fault; i++) {
                 in_fault = ev.time >= iv[i].start && ev.time < iv[i].stop;
+                iv[i].ok += in_fault;
+            }
             if (in_fault)
                 k->ok_in_faults++;
             else
@@ -388,11 +398,21 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
                   "\"final_reads\":%d,\"keys\":%u,"
                   "\"workload_s\":%.3f,\"seconds_in_faults\":%.3f,"
                   "\"ok_per_s_in_faults\":%.2f,"
-                  "\"ok_per_s_outside_faults\":%.2f}",
+                  "\"ok_per_s_outside_faults\":%.2f,\"per_fault\":[",
                   k.invoke, k.ok, k.fail, k.info, k.open, n_iv, f->final_reads,
                   f->c->keys, (double)f->workload_ns / 1e9, in_s,
                   in_s > 0 ? (double)k.ok_in_faults / in_s : 0.0,
                   out_s > 0 ? (double)k.ok_outside / out_s : 0.0);
+    for (size_t i = 0; i < n_iv; i++) {
+        double span = (double)(iv[i].stop - iv[i].start) / 1e9;
+        fl_buf_printf(&res,
+                      "%s{\"fault\":\"%s\",\"start_s\":%.3f,\"stop_s\":%.3f,"
+                      "\"ok_per_s\":%.2f}",
+                      i ? "," : "", iv[i].fault, (double)iv[i].start / 1e9,
+                      (double)iv[i].stop / 1e9,
+                      span > 0 ? (double)iv[i].ok / span : 0.0);
+    }
+    fl_buf_adds(&res, "]}");
     if (count_err[0] != '\0') {
         fl_buf_adds(&res, ",\"history_error\":");
         add_json_str(&res, count_err);
