@@ -22,11 +22,11 @@ struct nem_proc {
 };
 
 /*
- * Starts argv[0] (a path) with argv. netns_fd >= 0: the child enters that
- * namespace first. Output goes to log_path, opened O_APPEND|O_CREAT.
- * Returns 0, or a negative error with the reason in err (exec failures
- * of the child are reported too: the child writes errno on a close-on-exec
- * pipe).
+ * Starts argv[0] (a path) with argv. When netns_fd >= 0 the child enters
+ * that namespace first. Output goes to log_path, opened O_APPEND|O_CREAT.
+ * Returns 0, or a negative error with the reason in err. A failed exec is
+ * reported too, because the child writes its errno to a close-on-exec
+ * pipe.
  */
 int nem_proc_start(struct nem_proc *p, char *const argv[], int netns_fd,
                    const char *log_path, char *err, size_t err_size);

@@ -1,11 +1,10 @@
 /*
  * Campaign files: strict parsing, defaults and the resolved form.
  *
- * Each object is read by walking its members once: a member whose name is
- * not in the table of its object is an error, a member given twice is an
- * error, and each value is checked for type and range as it is read. The
- * path of the member being read ("nemesis.faults[2].kind") is kept for
- * messages.
+ * Each object is read by walking its members once. A member whose name
+ * the object does not list is an error, and so is a member given twice.
+ * Each value is checked for type and range as it is read. The path of the
+ * member being read ("nemesis.faults[2].kind") is kept for messages.
  */
 #include "campaign.h"
 #include "cli.h"

@@ -1,12 +1,12 @@
 /*
  * Campaign files: what `faultline run` starts, drives, breaks and checks.
  *
- * A campaign is one JSON object (docs/CAMPAIGNS.md lists every field).
- * Parsing is strict: an unknown field, a value of the wrong type or out of
- * range, a fault the target system cannot take, or a missing required
- * field is an error that names the file, the field's path and what was
- * expected. Defaults are filled in, so the resolved campaign written to a
- * run's store (campaign_write) says everything the run did.
+ * A campaign is one JSON object; README.md lists every field. Parsing is
+ * strict. An unknown field, a value of the wrong type or out of range, a
+ * fault the system cannot take and a missing required field are errors,
+ * each naming the file, the field's path and what was expected. Defaults are
+ * filled in, so the resolved campaign written to a run's store (campaign_write)
+ * says everything the run did.
  */
 #ifndef RUN_CAMPAIGN_H
 #define RUN_CAMPAIGN_H
@@ -30,7 +30,7 @@ enum camp_fault_kind {
     CAMP_FAULT_KILL,            /* SIGKILL, restart after restart_delay */
     CAMP_FAULT_PAUSE,           /* SIGSTOP, SIGCONT at the end */
     CAMP_FAULT_HALVES,          /* two halves, the bigger one a majority */
-    CAMP_FAULT_MAJORITY_RING,   /* each node sees a majority, all differ */
+    CAMP_FAULT_MAJORITY_RING,   /* each node reaches a majority, all differ */
     CAMP_FAULT_ISOLATE_PRIMARY, /* the leader alone */
     CAMP_FAULT_BRIDGE,          /* two halves that share one node */
     CAMP_FAULT_ONE_WAY,         /* targets hear nothing; the rest hear them */

@@ -4,12 +4,13 @@
  * Each run writes REGISTRY/RUN.run while it is alive: the runner's pid and
  * its start time (field 22 of /proc/PID/stat, so a recycled pid is not
  * mistaken for the runner), the temporary directory and the store
- * directory. A normal end, a failure or a signal removes the file; a
- * runner killed with SIGKILL leaves it, and its nodes die with it
- * (PR_SET_PDEATHSIG) but its namespaces and temporary files stay.
- * `faultline clean` removes those: the namespaces of every run whose
- * runner is gone (found by the fl-RUN- name prefix under /run/netns, also
- * when the registry entry is missing), any process still running with the
+ * directory. A normal end, a failure or a signal removes the file. A
+ * runner killed with SIGKILL leaves it behind. Its nodes die with it
+ * (PR_SET_PDEATHSIG), but its namespaces and temporary files stay.
+ *
+ * `faultline clean` removes those for every run whose runner is gone:
+ * the namespaces (found by the fl-RUN- prefix under /run/netns, also when
+ * the registry entry is missing), any process still running with the
  * run's temporary directory on its command line, and the directory.
  *
  * REGISTRY is /run/faultline for root, /tmp/faultline-UID otherwise.

@@ -2,10 +2,10 @@
  * `faultline run` and `faultline repro`: one campaign against a real
  * cluster.
  *
- * The main thread owns everything with a lifetime: it makes the network,
- * starts and restarts the nodes (PR_SET_PDEATHSIG ties a node to the
- * thread that started it, so that must be a thread that lives for the
- * whole run), applies and heals faults, and tears it all down. The
+ * The main thread owns everything with a lifetime. It makes the network,
+ * starts and restarts the nodes, applies and heals faults, and tears it
+ * all down. PR_SET_PDEATHSIG ties a node to the thread that started it, so
+ * that thread must live for the whole run. The
  * workload runs on threads of its own (workloads/register.h) and writes
  * history.jsonl as it goes, so a killed runner still leaves a checkable
  * prefix. SIGINT, SIGTERM and SIGHUP are blocked in every thread and read
@@ -145,8 +145,9 @@ static void note(struct run *r, const char *fmt, ...)
     r->n_notes++;
 }
 
-/* snprintf for messages and paths that may be cut short: a cut message
- * still says enough, and a cut path fails to open with a clear error. */
+/* Formats like snprintf, for messages and paths that may be cut short. A
+ * cut message is still readable, and a cut path fails to open with a
+ * clear error. */
 static void say(char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -315,7 +316,7 @@ static int ask(struct run *r, const struct node *n, const char *cmd, char *out,
     return got > 0 ? (int)got : -1;
 }
 
-/* The node that says it leads in the highest term, or 0. */
+/* Returns the node that reports itself leader in the highest term, or 0. */
 static unsigned find_primary(struct run *r)
 {
     unsigned best = 0;
@@ -471,7 +472,7 @@ static int setup_nodes(struct run *r, char *err, size_t size)
     return 0;
 }
 
-/* Waits until every node answers and, for Raft, one leads. */
+/* Waits until every node replies and, for Raft, one of them leads. */
 static int wait_ready(struct run *r, char *err, size_t size)
 {
     int64_t deadline = fl_clock_now_ns() + READY_TIMEOUT_NS;

@@ -2,12 +2,12 @@
  * The nemesis's fault plan: drawn from the seed, or read back from a
  * recorded run's nemesis.jsonl.
  *
- * Faults come one at a time. After start_s, the plan alternates a gap
- * (interval_s, scaled by a draw from 0.5 to 1.5) and a fault (its kind
- * drawn by weight, its length fault_duration_s scaled the same way; a kill
- * lasts restart_delay_s, the time the node stays down). Nothing runs past
- * duration_s - quiet_s, the final heal, so the quiet period and the final
- * reads see a whole cluster.
+ * Faults come one at a time. After start_s, the plan alternates a gap and
+ * a fault. A gap is interval_s scaled by a draw from 0.5 to 1.5. A fault's
+ * kind is drawn by weight, and its length is fault_duration_s scaled the
+ * same way, or restart_delay_s for a kill: the time the node stays down.
+ * Nothing runs past duration_s - quiet_s, the final heal, so the quiet period
+ * and the final reads see a whole cluster.
  */
 #include "run.h"
 
@@ -201,7 +201,7 @@ void run_fault_resolve(struct run_fault *f, const struct camp_campaign *c,
     }
     case CAMP_FAULT_BRIDGE: {
         /* order[0..half) | order[half] | order[half+1..n): the middle
-         * node sees both sides, which do not see each other. */
+         * node reaches both sides, which cannot reach each other. */
         unsigned half = (n - 1) / 2;
         f->targets[0] = order[half];
         f->n_targets = 1;
