@@ -55,6 +55,7 @@
 #define PREFIX_LEN   24
 #define NFT_TABLE    "inet faultline"
 #define LOSS_SCALE   1000 /* loss probability resolution: 1/LOSS_SCALE */
+#define NETEM_LIMIT  1000 /* packets netem may hold, tc's default */
 #define JOB_ERR_SIZE 512
 
 /* One namespace of the run and the handles that live inside it. */
@@ -69,6 +70,7 @@ struct ns {
     struct nft_ctx *nft;        /* bound inside, nodes only */
     uint64_t *faults;           /* ids of the fault chains in place */
     size_t n_faults, cap_faults;
+    unsigned delay_ms; /* netem delay on eth0, 0 for none; nodes only */
 };
 
 /* One run's network. It is not thread-safe (see net.h). */
@@ -778,15 +780,25 @@ static bool has_fault(const struct ns *ns, uint64_t fault_id, size_t *pos)
     return false;
 }
 
-static int check_fault(const struct nem_net *net, uint64_t fault_id,
-                       unsigned to, char *err, size_t err_size)
+static int check_node(const struct nem_net *net, unsigned node, char *err,
+                      size_t err_size)
 {
     if (net == NULL)
         return fl_input_error(err, err_size, "network is missing");
-    if (to < 1 || to > net->n_nodes)
+    if (node < 1 || node > net->n_nodes)
         return fl_input_error(err, err_size,
-                              "invalid node %u: expected 1 to %u", to,
+                              "invalid node %u: expected 1 to %u", node,
                               net->n_nodes);
+    return 0;
+}
+
+static int check_fault(const struct nem_net *net, uint64_t fault_id,
+                       unsigned to, char *err, size_t err_size)
+{
+    int rc = check_node(net, to, err, err_size);
+
+    if (rc < 0)
+        return rc;
     if (fault_id == 0)
         return fl_input_error(err, err_size, "invalid fault id 0");
     return 0;
@@ -946,6 +958,120 @@ int nem_net_heal(struct nem_net *net, uint64_t fault_id, unsigned to, char *err,
     if (rc < 0)
         return rc;
     ns->faults[pos] = ns->faults[--ns->n_faults];
+    return 0;
+}
+
+/* ---- delay ------------------------------------------------------------- */
+
+/* NOTE: adding and deleting a netem qdisc can succeed only on kernels with
+ * sch_netem, so only there does a test (test_delay_slows_round_trip) run
+ * that path. */
+
+/*
+ * Allocates a request for the netem root qdisc (handle 1:) on eth0 of ns.
+ * Returns 0 or a libnl error.
+ */
+static int alloc_netem_root(struct ns *ns, struct rtnl_qdisc **out)
+{
+    struct rtnl_qdisc *qdisc;
+    int ifindex = 0, rc;
+
+    *out = NULL;
+    rc = link_ifindex(ns->sock, NODE_LINK, &ifindex);
+    if (rc < 0)
+        return rc;
+    qdisc = rtnl_qdisc_alloc();
+    if (qdisc == NULL)
+        return -NLE_NOMEM;
+    rtnl_tc_set_ifindex(TC_CAST(qdisc), ifindex);
+    rtnl_tc_set_parent(TC_CAST(qdisc), TC_H_ROOT);
+    rtnl_tc_set_handle(TC_CAST(qdisc), TC_HANDLE(1, 0));
+    rc = rtnl_tc_set_kind(TC_CAST(qdisc), "netem");
+    if (rc < 0) {
+        rtnl_qdisc_put(qdisc);
+        return rc;
+    }
+    *out = qdisc;
+    return 0;
+}
+
+int nem_net_delay(struct nem_net *net, unsigned node, unsigned delay_ms,
+                  char *err, size_t err_size)
+{
+    struct rtnl_qdisc *qdisc = NULL;
+    struct ns *ns;
+    int rc;
+
+    rc = check_node(net, node, err, err_size);
+    if (rc < 0)
+        return rc;
+    if (delay_ms < 1 || delay_ms > NEM_MAX_DELAY_MS)
+        return fl_input_error(err, err_size,
+                              "invalid delay %u ms: expected 1 to %d ms",
+                              delay_ms, NEM_MAX_DELAY_MS);
+    ns = &net->ns[node];
+    if (ns->delay_ms != 0)
+        return fl_input_error(err, err_size,
+                              "node %u already has a delay of %u ms; "
+                              "undelay it before setting another",
+                              node, ns->delay_ms);
+
+    rc = alloc_netem_root(ns, &qdisc);
+    if (rc < 0)
+        return fl_errorf(err, err_size, nl_to_errno(rc),
+                         "%s: cannot prepare a netem qdisc on " NODE_LINK
+                         ": %s",
+                         ns->name, nl_geterror(rc));
+    rtnl_netem_set_limit(qdisc, NETEM_LIMIT);
+    rtnl_netem_set_delay(qdisc, (int)(delay_ms * 1000)); /* microseconds */
+    rc = rtnl_qdisc_add(ns->sock, qdisc, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_qdisc_put(qdisc);
+
+    /* With the kind set, the kernel returns ENOENT (libnl's
+     * NLE_OBJ_NOTFOUND) only when it has no qdisc of that kind. */
+    if (rc == -NLE_OBJ_NOTFOUND)
+        return fl_errorf(err, err_size, -EOPNOTSUPP,
+                         "%s: cannot delay node %u: the kernel has no netem "
+                         "qdisc (sch_netem)",
+                         ns->name, node);
+    if (rc < 0)
+        return fl_errorf(err, err_size, nl_to_errno(rc),
+                         "%s: cannot add a netem qdisc to " NODE_LINK ": %s",
+                         ns->name, nl_geterror(rc));
+    ns->delay_ms = delay_ms;
+    return 0;
+}
+
+int nem_net_undelay(struct nem_net *net, unsigned node, char *err,
+                    size_t err_size)
+{
+    struct rtnl_qdisc *qdisc = NULL;
+    struct ns *ns;
+    int rc;
+
+    rc = check_node(net, node, err, err_size);
+    if (rc < 0)
+        return rc;
+    ns = &net->ns[node];
+    if (ns->delay_ms == 0)
+        return 0;
+
+    /*
+     * Handle and kind in the request make the kernel delete only our netem
+     * qdisc. When the root qdisc is some other one, or eth0 is back on its
+     * default qdisc, the kernel returns EINVAL (handle or kind mismatch) or
+     * ENOENT, so the delay is already gone.
+     */
+    rc = alloc_netem_root(ns, &qdisc);
+    if (rc == 0)
+        rc = rtnl_qdisc_delete(ns->sock, qdisc);
+    rtnl_qdisc_put(qdisc);
+    if (rc < 0 && rc != -NLE_OBJ_NOTFOUND && rc != -NLE_INVAL)
+        return fl_errorf(err, err_size, nl_to_errno(rc),
+                         "%s: cannot delete the netem qdisc on " NODE_LINK
+                         ": %s",
+                         ns->name, nl_geterror(rc));
+    ns->delay_ms = 0;
     return 0;
 }
 

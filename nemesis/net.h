@@ -20,11 +20,14 @@
  * only, and eth0 gets no IPv6 address, so no node reaches another around
  * them.
  *
+ * A delay is different: it is a netem root qdisc on the node's eth0, so it
+ * holds back what the node sends, to every peer and the clients alike.
+ *
  * Thread safety: the libnl sockets and nftables contexts inside a nem_net
  * are not thread-safe, so the calls that change one nem_net (block, loss,
- * heal, destroy) must come from one thread at a time. nem_net_ns_fd and
- * nem_net_addr only read. Separate nem_net objects are independent. No
- * call moves the calling thread into another namespace.
+ * heal, delay, undelay, destroy) must come from one thread at a time.
+ * nem_net_ns_fd and nem_net_addr only read. Separate nem_net objects are
+ * independent. No call moves the calling thread into another namespace.
  */
 #ifndef NEM_NET_H
 #define NEM_NET_H
@@ -33,8 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NEM_MAX_NODES  9
-#define NEM_CLIENT_IDX 0 /* namespace index of the clients */
+#define NEM_MAX_NODES    9
+#define NEM_CLIENT_IDX   0     /* namespace index of the clients */
+#define NEM_MAX_DELAY_MS 60000 /* the largest delay nem_net_delay accepts */
 
 struct nem_net;
 
@@ -99,6 +103,21 @@ int nem_net_loss(struct nem_net *net, uint64_t fault_id, unsigned to,
 /* Removes the chain of fault_id from node `to`; 0 if it was not there. */
 int nem_net_heal(struct nem_net *net, uint64_t fault_id, unsigned to, char *err,
                  size_t err_size);
+
+/*
+ * Delays every packet that node `node` sends by delay_ms (1 to
+ * NEM_MAX_DELAY_MS) through a netem root qdisc on its eth0. A node has at
+ * most one delay at a time, so a second call before nem_net_undelay
+ * returns FL_EINPUT. On a kernel without netem nothing changes and the call
+ * returns -EOPNOTSUPP. Other failures return a negative error, and every
+ * failure puts the reason in err.
+ */
+int nem_net_delay(struct nem_net *net, unsigned node, unsigned delay_ms,
+                  char *err, size_t err_size);
+
+/* Removes the delay of node `node`; 0 if it had none. */
+int nem_net_undelay(struct nem_net *net, unsigned node, char *err,
+                    size_t err_size);
 
 /*
  * Whether the kernel has the netem qdisc, probed once through libnl on a

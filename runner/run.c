@@ -565,8 +565,9 @@ static void start_fault(struct run *r, struct run_fault *f)
                               sizeof(err));
         break;
     case CAMP_FAULT_DELAY:
-        /* Validation refuses delay without netem, or drops it from the plan
-         * when it is optional, so no delay fault reaches here. */
+        for (size_t i = 0; rc == 0 && i < f->n_targets; i++)
+            rc = nem_net_delay(r->net, f->targets[i], f->delay_ms, err,
+                               sizeof(err));
         break;
     default:
         for (size_t i = 0; rc == 0 && i < f->n_blocks; i++)
@@ -599,6 +600,10 @@ static void stop_fault(struct run *r, struct run_fault *f)
             nem_proc_signal(&r->nodes[f->targets[i]].proc, SIGCONT);
         break;
     case CAMP_FAULT_DELAY:
+        for (size_t i = 0; i < f->n_targets; i++)
+            if (nem_net_undelay(r->net, f->targets[i], err, sizeof(err)) != 0)
+                note(r, "undelay of fault %" PRIu64 " on node %u failed: %s",
+                     f->id, f->targets[i], err);
         break;
     default: {
         unsigned done[CAMP_MAX_NODES + 1] = {0};

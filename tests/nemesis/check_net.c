@@ -1,9 +1,9 @@
 /*
  * Tests for the cluster network (nemesis/net.h) on real namespaces. They
  * cover creation and connectivity, blocks, one-way blocks and loss as seen
- * by TCP and UDP, and healing. They also cover removal of full and
- * half-made networks, isolation of two runs that use the same addresses,
- * and rejection of invalid input.
+ * by TCP and UDP, healing, and netem delays (measured only on kernels with
+ * sch_netem). They also cover removal of full and half-made networks, isolation
+ * of two runs that use the same addresses, and rejection of invalid input.
  *
  * Needs root; exits 77 (skipped) without it. Every test uses run ids made
  * of a letter and this binary's pid, and the parent removes whatever those
@@ -32,12 +32,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TCP_PORT   7100
 #define UDP_PORT   7200
 #define TIMEOUT_MS 300
-#define RUN_TAGS   "abcdefghijklmno"
+#define RUN_TAGS   "abcdefghijklmnopqr"
 
 /* The pid of the test binary, set before Check forks the tests. */
 static pid_t main_pid;
@@ -287,6 +288,77 @@ static bool root_has_fl_links(void)
             return true;
     }
     return false;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Waits up to timeout_ms for fd to become readable. */
+static void wait_readable(int fd, int timeout_ms, const char *what)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    ck_assert_msg(poll(&pfd, 1, timeout_ms) == 1, "%s timed out after %d ms",
+                  what, timeout_ms);
+}
+
+/*
+ * Accepts the connection that `client` made to `listener`, closing any
+ * older ones still queued there (connect_nodes leaves those behind).
+ */
+static int accept_from(int listener, int client)
+{
+    struct sockaddr_in local, peer;
+    socklen_t len = sizeof(local);
+
+    ck_assert_int_eq(getsockname(client, (struct sockaddr *)&local, &len), 0);
+    for (;;) {
+        int server;
+
+        wait_readable(listener, 5000, "accept");
+        len = sizeof(peer);
+        server = accept(listener, (struct sockaddr *)&peer, &len);
+        ck_assert_msg(server >= 0, "accept: %s", strerror(errno));
+        if (peer.sin_port == local.sin_port &&
+            peer.sin_addr.s_addr == local.sin_addr.s_addr)
+            return server;
+        close(server);
+    }
+}
+
+/*
+ * Measures one TCP round trip from namespace index `from` to node `to`,
+ * which listens on `listener`: connect, send a byte, echo it back through
+ * the accepted connection and read it. The kernel completes the handshake
+ * before accept, so one thread plays both ends. Returns milliseconds.
+ */
+static double echo_round_trip_ms(const struct nem_net *net, unsigned from,
+                                 unsigned to, int listener)
+{
+    struct sockaddr_in sa = inet_addr_port(nem_net_addr(net, to), TCP_PORT);
+    int client = socket_in(nem_net_ns_fd(net, from), SOCK_STREAM);
+    int server;
+    char byte = 'x';
+    double start = now_ms();
+
+    ck_assert_msg(connect(client, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+                  "connect to node %u: %s", to, strerror(errno));
+    ck_assert_int_eq(send(client, &byte, 1, 0), 1);
+    server = accept_from(listener, client);
+    wait_readable(server, 5000, "echo request");
+    ck_assert_int_eq(recv(server, &byte, 1, 0), 1);
+    ck_assert_int_eq(send(server, &byte, 1, 0), 1);
+    wait_readable(client, 5000, "echo reply");
+    ck_assert_int_eq(recv(client, &byte, 1, 0), 1);
+
+    close(server);
+    close(client);
+    return now_ms() - start;
 }
 
 /* Runs nft commands inside namespace ns_fd through a helper thread. */
@@ -547,6 +619,119 @@ START_TEST(test_invalid_fault_arguments_rejected)
 }
 END_TEST
 
+/* ---- delay ------------------------------------------------------------- */
+
+/*
+ * Returns whether the kernel's netem support matches `needed`, and prints a
+ * note that test `name` is skipped when it does not.
+ */
+static bool netem_is(bool needed, const char *name)
+{
+    int have = nem_net_have_netem();
+
+    ck_assert_msg(have == 0 || have == 1, "probe: %s", fl_strerror(have));
+    if ((have == 1) == needed)
+        return true;
+    fprintf(stderr,
+            "%s: skipped because the kernel %s netem qdisc (sch_netem)\n", name,
+            have == 1 ? "has the" : "has no");
+    return false;
+}
+
+START_TEST(test_delay_without_netem_unsupported)
+{
+    struct listening_net ln;
+    struct nem_net *net;
+    char err[512] = "";
+    double round_trip;
+
+    if (!netem_is(false, "test_delay_without_netem_unsupported"))
+        return;
+    ln = start_listening_net('p', 2);
+    net = ln.net;
+
+    ck_assert_int_eq(nem_net_delay(net, 1, 100, err, sizeof(err)), -EOPNOTSUPP);
+    ck_assert_msg(strstr(err, "the kernel has no netem qdisc (sch_netem)") !=
+                      NULL,
+                  "error: %s", err);
+
+    /* Nothing changed: traffic flows and a retry fails the same way. */
+    ck_assert_int_eq(connect_nodes(net, 1, 2), 0);
+    ck_assert_int_eq(connect_nodes(net, 2, 1), 0);
+    ck_assert_int_eq(connect_nodes(net, NEM_CLIENT_IDX, 1), 0);
+    round_trip = echo_round_trip_ms(net, 1, 2, ln.listeners[2]);
+    ck_assert_msg(round_trip < 100.0, "round trip %.1f ms with no delay",
+                  round_trip);
+    ck_assert_int_eq(nem_net_delay(net, 1, 100, err, sizeof(err)), -EOPNOTSUPP);
+    ck_assert_int_eq(nem_net_undelay(net, 1, err, sizeof(err)), 0);
+
+    stop_listening_net(&ln);
+}
+END_TEST
+
+START_TEST(test_invalid_delay_arguments_rejected)
+{
+    struct nem_net *net = create_net('q', 2);
+    char err[512];
+
+    ck_assert_int_eq(nem_net_delay(NULL, 1, 100, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(nem_net_delay(net, 0, 100, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(nem_net_delay(net, 3, 100, err, sizeof(err)), FL_EINPUT);
+    ck_assert_msg(strstr(err, "invalid node 3") != NULL, "error: %s", err);
+    ck_assert_int_eq(nem_net_delay(net, 1, 0, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(
+        nem_net_delay(net, 1, NEM_MAX_DELAY_MS + 1, err, sizeof(err)),
+        FL_EINPUT);
+    ck_assert_msg(strstr(err, "invalid delay") != NULL, "error: %s", err);
+
+    ck_assert_int_eq(nem_net_undelay(NULL, 1, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(nem_net_undelay(net, 0, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(nem_net_undelay(net, 3, err, sizeof(err)), FL_EINPUT);
+    ck_assert_int_eq(nem_net_undelay(net, 2, err, sizeof(err)), 0);
+
+    ck_assert_int_eq(nem_net_destroy(net), 0);
+}
+END_TEST
+
+START_TEST(test_delay_slows_round_trip)
+{
+    struct nem_net *net;
+    char err[512] = "";
+    double before, delayed, after;
+    int listener;
+
+    if (!netem_is(true, "test_delay_slows_round_trip"))
+        return;
+    net = create_net('r', 2);
+    listener = listen_on(net, 2);
+    before = echo_round_trip_ms(net, 1, 2, listener);
+
+    ck_assert_msg(nem_net_delay(net, 1, 100, err, sizeof(err)) == 0,
+                  "delay: %s", err);
+    ck_assert_int_eq(nem_net_delay(net, 1, 50, err, sizeof(err)), FL_EINPUT);
+    ck_assert_msg(strstr(err, "already has a delay") != NULL, "error: %s", err);
+    delayed = echo_round_trip_ms(net, 1, 2, listener);
+    ck_assert_msg(delayed >= 100.0, "round trip %.1f ms with a 100 ms delay",
+                  delayed);
+
+    ck_assert_msg(nem_net_undelay(net, 1, err, sizeof(err)) == 0, "undelay: %s",
+                  err);
+    ck_assert_int_eq(nem_net_undelay(net, 1, err, sizeof(err)), 0);
+    after = echo_round_trip_ms(net, 1, 2, listener);
+    ck_assert_msg(after < 100.0,
+                  "round trip %.1f ms after undelay (%.1f ms "
+                  "before the delay)",
+                  after, before);
+
+    /* The node accepts a new delay once the old one is gone. */
+    ck_assert_msg(nem_net_delay(net, 1, 20, err, sizeof(err)) == 0,
+                  "delay again: %s", err);
+
+    close(listener);
+    ck_assert_int_eq(nem_net_destroy(net), 0);
+}
+END_TEST
+
 /* ---- removal ----------------------------------------------------------- */
 
 START_TEST(test_destroy_leaves_nothing)
@@ -731,6 +916,14 @@ static Suite *net_suite(void)
     tcase_add_test(t, test_loss_half_drops_about_half);
     tcase_add_test(t, test_fault_chain_conflict_reports_nft_error);
     tcase_add_test(t, test_invalid_fault_arguments_rejected);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("delay");
+    tcase_set_timeout(t, 30);
+    tcase_add_unchecked_fixture(t, NULL, remove_all_runs);
+    tcase_add_test(t, test_delay_without_netem_unsupported);
+    tcase_add_test(t, test_invalid_delay_arguments_rejected);
+    tcase_add_test(t, test_delay_slows_round_trip);
     suite_add_tcase(s, t);
 
     t = tcase_create("removal");
