@@ -1097,6 +1097,10 @@ static int execute(struct run *r, const struct run_args *a)
         r->nemesis_log = NULL;
     }
     teardown(r);
+    /* Nothing is left to clean up, so from here a signal may end the
+     * process at once: a second Ctrl-C stops a long check. */
+    check_signal(r);
+    pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
     if (rc != 0 && r->interrupted)
         rc = 130;
     if (rc != 0)
