@@ -173,9 +173,10 @@ int nem_proc_stop(struct nem_proc *p, int sig, int timeout_ms)
 
     if (p->pidfd < 0)
         return 0;
-    if (p->stopped)
-        nem_proc_signal(p, SIGCONT);
+    /* SIGCONT after the signal: a process stopped by anyone, not only by
+     * nem_proc_signal, must run to act on a SIGTERM. */
     nem_proc_signal(p, sig);
+    nem_proc_signal(p, SIGCONT);
     pfd.fd = p->pidfd;
     pfd.events = POLLIN;
     do

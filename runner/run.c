@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -767,6 +768,49 @@ static int drive(struct run *r)
     return 0;
 }
 
+struct final_reads {
+    struct wl_reg *workload;
+    int64_t deadline_ns;
+    int result;
+    atomic_bool done;
+};
+
+static void *final_reads_main(void *arg)
+{
+    struct final_reads *f = arg;
+
+    f->result = wl_reg_final_reads(f->workload, f->deadline_ns);
+    atomic_store(&f->done, true);
+    return NULL;
+}
+
+/* Runs the final reads on a thread of their own while this one watches for
+ * signals, so a Ctrl-C ends them at once rather than after final_read_s.
+ * Returns the number of keys read, or a negative error. */
+static int final_reads_watched(struct run *r)
+{
+    struct final_reads f = {
+        .workload = r->workload,
+        .deadline_ns =
+            fl_clock_now_ns() + fl_clock_sec_to_ns(r->c.final_read_s),
+    };
+    pthread_t thread;
+
+    atomic_init(&f.done, false);
+    if (pthread_create(&thread, NULL, final_reads_main, &f) != 0) {
+        final_reads_main(&f);
+        return f.result;
+    }
+    while (!atomic_load(&f.done)) {
+        struct pollfd pfd = {.fd = r->sigfd, .events = POLLIN};
+        poll(&pfd, 1, 20);
+        if (check_signal(r))
+            wl_reg_abort(r->workload);
+    }
+    pthread_join(thread, NULL);
+    return f.result;
+}
+
 static void teardown(struct run *r)
 {
     for (unsigned i = 1; i <= r->c.nodes; i++)
@@ -1074,13 +1118,13 @@ static int execute(struct run *r, const struct run_args *a)
     }
     if (rc == 0) {
         drive(r);
+        if (r->interrupted)
+            wl_reg_abort(r->workload);
         wl_reg_stop(r->workload);
         workload_ns = now_rel(r);
         if (!r->interrupted) {
             fprintf(stderr, "faultline run: final reads\n");
-            final_reads = wl_reg_final_reads(
-                r->workload,
-                fl_clock_now_ns() + fl_clock_sec_to_ns(r->c.final_read_s));
+            final_reads = final_reads_watched(r);
         }
         check_signal(r);
     }

@@ -97,6 +97,7 @@ struct wl_reg {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond; /* on CLOCK_MONOTONIC */
     atomic_bool stopping;
+    atomic_bool aborted; /* wl_reg_abort: settle every operation now */
 
     /* Taken around computing an event's time and writing it, so times in
      * the file never decrease even though several threads record. */
@@ -540,7 +541,7 @@ static enum outcome execute(struct client *cl, const struct op *op,
     }
     for (unsigned attempt = 0;; attempt++) {
         int64_t now = fl_clock_now_ns();
-        if (now >= deadline_ns)
+        if (now >= deadline_ns || atomic_load(&w->aborted))
             return write && maybe_applied ? OUT_INFO : OUT_FAIL;
         if (attempt > 0) {
             atomic_fetch_add(&w->retries, 1);
@@ -892,6 +893,7 @@ int wl_reg_start(struct wl_reg **out, const struct wl_reg_config *c, char *err,
     pthread_mutex_init(&w->history_lock, NULL);
     pthread_mutex_init(&w->error_lock, NULL);
     atomic_init(&w->stopping, false);
+    atomic_init(&w->aborted, false);
     atomic_init(&w->ok, 0);
     atomic_init(&w->fail, 0);
     atomic_init(&w->info, 0);
@@ -1058,6 +1060,15 @@ int wl_reg_final_reads(struct wl_reg *w, int64_t deadline_ns)
         return rc;
     FL_LOG_INFOF(COMP, "final reads done", "keys=%u read=%u", w->c.keys, read);
     return (int)read;
+}
+
+void wl_reg_abort(struct wl_reg *w)
+{
+    atomic_store(&w->aborted, true);
+    pthread_mutex_lock(&w->stop_lock);
+    atomic_store(&w->stopping, true);
+    pthread_cond_broadcast(&w->stop_cond);
+    pthread_mutex_unlock(&w->stop_lock);
 }
 
 void wl_reg_free(struct wl_reg *w)

@@ -107,6 +107,14 @@ int wl_reg_error(const struct wl_reg *w, char *msg, size_t msg_size);
  */
 int wl_reg_final_reads(struct wl_reg *w, int64_t deadline_ns);
 
+/*
+ * Makes every operation in progress, final reads included, give up at its
+ * next attempt, as if its deadline had passed, and asks the threads to
+ * stop. Safe from any thread; the caller still joins with wl_reg_stop or
+ * wl_reg_final_reads.
+ */
+void wl_reg_abort(struct wl_reg *w);
+
 /* Stops the workload if running and frees it. */
 void wl_reg_free(struct wl_reg *w);
 
