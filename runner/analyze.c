@@ -457,8 +457,13 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
             "  linearizability: %s\n",
             rc != 0 ? "not checked" : chk_verdict_name(lin_out.verdict));
     if (used < sizeof(out->summary) && n_anomalies > 0)
+        used += (size_t)snprintf(
+            out->summary + used, sizeof(out->summary) - used,
+            "  anomalies: %zu (see results.json)\n", n_anomalies);
+    if (used < sizeof(out->summary) && f->c->expect_invalid && !invalid)
         snprintf(out->summary + used, sizeof(out->summary) - used,
-                 "  anomalies: %zu (see results.json)\n", n_anomalies);
+                 "  expected invalid: the planted bug was not found in this "
+                 "run\n");
 
     snprintf(path, sizeof(path), "%s/results.json", f->dir);
     if (res.failed) {

@@ -121,6 +121,11 @@ static int get_number(struct ctx *x, const struct fl_json *v, double min,
 static int get_uint(struct ctx *x, const struct fl_json *v, uint64_t min,
                     uint64_t max, const char *unit, uint64_t *out)
 {
+    if (v->kind == FL_JSON_DOUBLE && v->u.d == floor(v->u.d) &&
+        fabs(v->u.d) > 9e18)
+        return fail(x, "expected %llu to %llu %s, got %.0f",
+                    (unsigned long long)min, (unsigned long long)max, unit,
+                    v->u.d);
     if (v->kind != FL_JSON_INT)
         return fail(x, "expected a whole number of %s, got %s", unit,
                     v->kind == FL_JSON_DOUBLE ? "a fraction"
@@ -381,6 +386,7 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
     static const char allowed[] =
         "kind, targets, weight, probability, delay_ms, optional";
     bool have_kind = false;
+    bool have_targets = false;
     int kind;
     int rc;
 
@@ -405,6 +411,7 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
                 have_kind = true;
             } else if (key_is(m, "targets")) {
                 rc = parse_targets(x, &m->value, c, f);
+                have_targets = true;
             } else if (key_is(m, "weight")) {
                 rc = get_number(x, &m->value, 0.001, 1e6, "(a weight)",
                                 &f->weight);
@@ -427,6 +434,9 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
     }
     if (rc != 0)
         return rc;
+    if (have_targets && !camp_fault_has_targets(f->kind))
+        return fail(x, "%s chooses its own nodes and takes no targets",
+                    fault_names[f->kind]);
     if (camp_fault_is_network(f->kind) && c->system == CAMP_SYSTEM_KV)
         return fail(x,
                     "%s is a network fault, and system \"kv\" is one node "
@@ -821,15 +831,16 @@ void camp_write(const struct camp_campaign *c, struct fl_buf *b)
     fl_buf_adds(b, "},\"nemesis\":{\"faults\":[");
     for (size_t i = 0; i < c->n_faults; i++) {
         const struct camp_fault *f = &c->faults[i];
-        fl_buf_printf(b, "%s{\"kind\":\"%s\",\"targets\":", i ? "," : "",
+        fl_buf_printf(b, "%s{\"kind\":\"%s\"", i ? "," : "",
                       fault_names[f->kind]);
-        if (f->targets == CAMP_TARGET_LIST) {
-            fl_buf_addc(b, '[');
+        /* Partitions that draw their own nodes have no targets. */
+        if (camp_fault_has_targets(f->kind) && f->targets == CAMP_TARGET_LIST) {
+            fl_buf_adds(b, ",\"targets\":[");
             for (size_t k = 0; k < f->list_len; k++)
                 fl_buf_printf(b, "%s%u", k ? "," : "", f->list[k]);
             fl_buf_addc(b, ']');
-        } else {
-            fl_buf_printf(b, "\"%s\"", target_names[f->targets]);
+        } else if (camp_fault_has_targets(f->kind)) {
+            fl_buf_printf(b, ",\"targets\":\"%s\"", target_names[f->targets]);
         }
         add_number(b, "weight", f->weight, true);
         if (f->kind == CAMP_FAULT_LOSS)
@@ -863,6 +874,12 @@ const char *camp_targets_name(enum camp_targets t)
 const char *camp_system_name(enum camp_system s)
 {
     return s == CAMP_SYSTEM_RAFT ? "raft" : "kv";
+}
+
+bool camp_fault_has_targets(enum camp_fault_kind kind)
+{
+    return kind != CAMP_FAULT_HALVES && kind != CAMP_FAULT_MAJORITY_RING &&
+           kind != CAMP_FAULT_BRIDGE && kind != CAMP_FAULT_ISOLATE_PRIMARY;
 }
 
 bool camp_fault_is_network(enum camp_fault_kind kind)

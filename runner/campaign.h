@@ -99,7 +99,7 @@ struct camp_campaign {
     size_t n_faults;
     double interval_s;       /* mean gap between faults */
     double fault_duration_s; /* mean length of a fault */
-    double restart_delay_s;  /* kill: down this long before the restart */
+    double restart_delay_s;  /* kill: mean time down before the restart */
     double start_s;          /* no fault before this */
     double quiet_s;          /* after the final heal, before final reads */
 
@@ -126,6 +126,10 @@ void camp_write(const struct camp_campaign *c, struct fl_buf *b);
 const char *camp_fault_name(enum camp_fault_kind kind);
 const char *camp_targets_name(enum camp_targets t);
 const char *camp_system_name(enum camp_system s);
+
+/* False for the partitions that choose their own nodes (halves,
+ * majority-ring, bridge, isolate-primary). */
+bool camp_fault_has_targets(enum camp_fault_kind kind);
 
 /* True for partitions, one-way, loss and delay. */
 bool camp_fault_is_network(enum camp_fault_kind kind);

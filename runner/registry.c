@@ -310,7 +310,10 @@ int run_cmd_clean(int argc, char **argv)
                 removed++;
             }
         }
-        if (!dry_run) {
+        if (dry_run) {
+            printf("would remove %s\n", path);
+            removed++;
+        } else {
             int k = nem_net_remove_run(e.id);
             if (k > 0)
                 printf("removed %d network namespaces of run %s\n", k, e.id);
@@ -322,8 +325,9 @@ int run_cmd_clean(int argc, char **argv)
         closedir(d);
 
     /* Namespaces with no registry entry: a runner killed before it wrote
-     * one, or an entry removed by hand. */
-    d = opendir("/run/netns");
+     * one, or an entry removed by hand. Only root's runs make namespaces,
+     * and only root's registry can tell which are alive. */
+    d = geteuid() == 0 ? opendir("/run/netns") : NULL;
     while (d != NULL && (de = readdir(d)) != NULL) {
         char id[32];
         const char *name = de->d_name;
@@ -344,6 +348,8 @@ int run_cmd_clean(int argc, char **argv)
             continue;
         printf("%s namespace %s\n", dry_run ? "would remove" : "removing",
                name);
+        if (dry_run)
+            removed++;
         if (!dry_run) {
             char tmp[64];
             snprintf(tmp, sizeof(tmp), "/tmp/fl-%s", id);

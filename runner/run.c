@@ -581,7 +581,11 @@ static void start_fault(struct run *r, struct run_fault *f)
         note(r, "fault %" PRIu64 " (%s) was not fully applied: %s", f->id,
              camp_fault_name(f->kind), err);
     log_fault(r, f, true);
-    r->active[r->n_active++] = f;
+    if (r->n_active < sizeof(r->active) / sizeof(r->active[0]))
+        r->active[r->n_active++] = f;
+    else
+        note(r, "fault %" PRIu64 " could not be tracked and is never healed",
+             f->id);
 }
 
 static void stop_fault(struct run *r, struct run_fault *f)
@@ -874,7 +878,7 @@ static int choose_network(struct run *r, bool skip[CAMP_FAULT__COUNT],
             skip[k] = camp_fault_is_network((enum camp_fault_kind)k);
         if (!probe_only)
             note(r, "running on loopback ports (%s): process faults only%s",
-                 can_ns ? "the campaign asks for loopback" : "not root",
+                 can_ns ? "loopback was requested" : "not root",
                  dropped ? "; the campaign's network faults are left out" : "");
         return 0;
     }
@@ -904,8 +908,8 @@ static int choose_network(struct run *r, bool skip[CAMP_FAULT__COUNT],
 
 static void print_plan(const struct run *r)
 {
-    printf("fault plan (%zu faults, final heal at %.1f s):\n", r->plan.n,
-           (double)r->plan.heal_ns / 1e9);
+    printf("fault plan (%zu fault%s, final heal at %.1f s):\n", r->plan.n,
+           r->plan.n == 1 ? "" : "s", (double)r->plan.heal_ns / 1e9);
     for (size_t i = 0; i < r->plan.n; i++) {
         const struct run_fault *f = &r->plan.faults[i];
         const struct camp_fault *cf = &r->c.faults[f->spec];
@@ -944,9 +948,9 @@ static int setup_store(struct run *r, const char *store)
                  r->c.name, stamp, r->seed, k);
     rc = mkdirs(r->dir);
     if (rc != 0) {
-        fprintf(stderr, "faultline run: cannot create %s: %s\n", r->dir,
-                fl_strerror(rc));
-        return RUN_EXIT_INFRA;
+        fprintf(stderr, "faultline run: cannot create %s: %s; check --store\n",
+                r->dir, fl_strerror(rc));
+        return RUN_EXIT_USAGE;
     }
     r->c.has_seed = true;
     r->c.seed = r->seed;
@@ -1021,6 +1025,12 @@ static int execute(struct run *r, const struct run_args *a)
         a->bin_dir, r->c.system == CAMP_SYSTEM_RAFT ? "raft" : "kv",
         r->c.system == CAMP_SYSTEM_RAFT ? "fl-raftd" : "fl-kvd",
         r->c.system == CAMP_SYSTEM_RAFT ? r->bin_raftd : r->bin_kvd, PATH_MAX);
+    if (rc != 0 && a->bin_dir != NULL) {
+        fprintf(stderr, "faultline run: --bin-dir %s: no executable %s there\n",
+                a->bin_dir,
+                r->c.system == CAMP_SYSTEM_RAFT ? "fl-raftd" : "fl-kvd");
+        return RUN_EXIT_USAGE;
+    }
     if (rc != 0) {
         fprintf(stderr,
                 "faultline run: cannot find %s next to faultline; build it "
@@ -1040,8 +1050,11 @@ static int execute(struct run *r, const struct run_args *a)
     r->tty = isatty(STDERR_FILENO) == 1;
     r->root_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 
-    if (make_run_id(r) != 0 || setup_store(r, a->store) != 0)
+    if (make_run_id(r) != 0)
         return RUN_EXIT_INFRA;
+    rc = setup_store(r, a->store);
+    if (rc != 0)
+        return rc;
     snprintf(r->tmp, sizeof(r->tmp), "/tmp/fl-%s", r->run_id);
     if (mkdir(r->tmp, 0700) != 0) {
         fprintf(stderr, "faultline run: cannot create %s: %s\n", r->tmp,
@@ -1251,6 +1264,9 @@ static int parse_args(const char *cmd, int argc, char **argv,
             a->nodes = (unsigned)u;
             break;
         case OPT_STORE:
+            if (optarg[0] == '\0')
+                return run_usage_error(cmd, "invalid --store \"\": expected "
+                                            "a directory");
             a->store = optarg;
             break;
         case OPT_NETWORK:

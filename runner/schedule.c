@@ -349,6 +349,12 @@ static int read_start(struct reader *r, const struct fl_json *o,
     if (c->faults[f->spec].kind != f->kind)
         return bad(r, "the fault does not match the campaign's fault of the "
                       "same number; was the campaign changed?");
+    /* A run killed mid-fault never wrote the stop: the plan's stop time
+     * stands in for it. */
+    v = fl_json_get(detail, "planned_stop");
+    if (v != NULL && v->kind == FL_JSON_INT && v->u.i > f->start_ns &&
+        v->u.i < f->stop_ns)
+        f->stop_ns = v->u.i;
     v = fl_json_get(detail, "one_way");
     f->one_way = v != NULL && v->kind == FL_JSON_BOOL && v->u.b;
     v = fl_json_get(detail, "probability");
@@ -379,7 +385,11 @@ static int read_start(struct reader *r, const struct fl_json *o,
         }
         f->n_blocks = v->u.array.count;
     }
-    f->resolved = true;
+    /* A fault aimed at the leader is aimed at whichever node leads when
+     * the repro reaches it: a node's number says nothing about its role
+     * in another run. */
+    f->resolved = f->kind != CAMP_FAULT_ISOLATE_PRIMARY &&
+                  c->faults[f->spec].targets != CAMP_TARGET_PRIMARY;
     return 0;
 }
 
@@ -436,13 +446,29 @@ int run_plan_load(struct run_plan *p, const char *path,
         }
         bool start =
             action->u.s.len == 5 && memcmp(action->u.s.ptr, "start", 5) == 0;
-        if (start) {
+        bool stop =
+            action->u.s.len == 4 && memcmp(action->u.s.ptr, "stop", 4) == 0;
+        if (!start && !stop) {
+            rc = bad(&r, "action must be \"start\" or \"stop\"");
+        } else if (start) {
             struct run_fault f = {
                 .id = (uint64_t)id->u.i,
                 .kind = (enum camp_fault_kind)kind,
                 .start_ns = time->u.i,
                 .stop_ns = p->heal_ns,
             };
+            if (f.start_ns >= p->heal_ns) {
+                rc = bad(&r, "the fault starts after the final heal of the "
+                             "campaign's duration");
+                break;
+            }
+            /* Faults come one at a time: a start before the last fault
+             * stopped means the file was not written by a run. */
+            if (p->n > 0 && f.start_ns < p->faults[p->n - 1].stop_ns) {
+                rc = bad(&r, "the fault starts before the previous one "
+                             "stopped; a run records one fault at a time");
+                break;
+            }
             rc = read_start(&r, &o, c, &f);
             if (rc == 0 && push(p, &cap, &f) != 0)
                 rc = RUN_EXIT_INFRA;

@@ -9,6 +9,7 @@ packages=(
   build-essential cmake pkg-config   # toolchain
   libcjson-dev libsqlite3-dev check  # libraries found with pkg-config
   libnl-3-dev libnl-route-3-dev libnftables-dev
+  nftables                           # nft, for tests that inspect rules
   clang libclang-rt-dev              # libFuzzer harnesses
   time                               # peak memory in bench/
 )

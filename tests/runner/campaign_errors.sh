@@ -82,6 +82,10 @@ bad bad-name 'name: "Bad Name": use only a-z' \
   '{"name":"Bad Name","system":"raft","duration_s":20,"workload":{}}'
 bad no-writes 'workload.mix: a register workload needs writes' \
   '{"name":"t","system":"raft","duration_s":20,"workload":{"mix":{"read":1}}}'
+bad partition-targets 'nemesis.faults\[0\]: halves chooses its own nodes' \
+  "{$base,\"nemesis\":{\"faults\":[{\"kind\":\"halves\",\"targets\":\"one\"}]}}"
+bad huge-seed 'seed: expected 0 to 9223372036854775807' \
+  "{$base,\"seed\":18446744073709551615}"
 bad ring-small 'majority-ring needs at least 4 nodes' \
   "{$base,\"nodes\":3,\"nemesis\":{\"faults\":[\"majority-ring\"]}}"
 
@@ -93,6 +97,20 @@ else
   echo "FAIL missing-file-really: $out"
   failures=$((failures + 1))
 fi
+
+# Bad command-line values.
+printf '%s\n' "{$base}" >"$tmp/ok.json"
+for args in "--store=" "--seed=-1" "--duration=0" "--nodes=0" "--network=wifi" \
+  "--bin-dir=$tmp/nowhere"; do
+  out=$("$faultline" run "$args" "$tmp/ok.json" 2>&1)
+  rc=$?
+  if [ $rc -eq 2 ] && echo "$out" | grep -q -- "${args%%=*}"; then
+    echo "ok   flag $args"
+  else
+    echo "FAIL flag $args: exit $rc: $out" | head -3
+    failures=$((failures + 1))
+  fi
+done
 
 # Command-line overrides are validated like the file.
 out=$("$faultline" run --dry-run --nodes 3 \

@@ -75,6 +75,29 @@ for i in 1 2 3; do
     fail "run $i left: $left"
 done
 
+# A repro injects the recorded faults: the same kinds on the same nodes at
+# about the same times (within 0.5 s; the runner's loop wakes every 10 ms).
+first=$(ls -d "$tmp"/store/cleanup/*-s1 | head -1)
+"$faultline" repro "$first" --store "$tmp/repro" --bin-dir "$bindir" \
+  >"$tmp/repro.out" 2>"$tmp/repro.err"
+rc=$?
+again=$(ls -d "$tmp"/repro/cleanup/*-s1 2>/dev/null | head -1)
+faults() { # "kind targets start_ms" for each fault start of a run
+  sed -n 's/{"time":\([0-9]*\),"action":"start","fault":"\([a-z-]*\)","id":[0-9]*,"targets":\[\([0-9,]*\)\].*/\2 \3 \1/p' \
+    "$1/nemesis.jsonl" | awk '{ printf "%s %s %d\n", $1, $2, $3 / 1e6 }'
+}
+if [ "$rc" -gt 1 ] || [ -z "$again" ]; then
+  fail "repro: exit $rc"
+  tail -5 "$tmp/repro.err"
+elif ! paste -d' ' <(faults "$first") <(faults "$again") | awk '
+    NF != 6 || $1 != $4 || $2 != $5 || ($3 - $6 > 500 || $6 - $3 > 500) { bad = 1 }
+    END { exit bad || NR == 0 }'; then
+  fail "repro injected other faults:"
+  paste <(faults "$first") <(faults "$again")
+else
+  echo "ok   repro injected the same $(faults "$first" | wc -l) faults"
+fi
+
 # SIGINT mid-run: the runner stops, cleans up and exits 130. Job control
 # keeps SIGINT at its default in the background job (a script's background
 # jobs otherwise start with SIGINT ignored).
