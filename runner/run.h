@@ -48,11 +48,12 @@ struct run_plan {
 };
 
 /*
- * Draws the fault plan of campaign c from seed: kinds by weight, start
- * times and lengths around the campaign's interval and duration, all
- * inside [start_s, duration_s - quiet_s). Targets are drawn when each
- * fault starts (the primary is only known then). Faults the run cannot
- * inject (skip[kind] true) are left out. Returns 0 or -ENOMEM.
+ * Draws the fault plan of campaign c from seed. Kinds are drawn by weight,
+ * and start times and lengths vary around the campaign's interval and
+ * duration, all inside [start_s, duration_s - quiet_s). Targets are drawn
+ * when each fault starts, because the primary is only known then. Faults
+ * the run cannot inject (skip[kind] true) are left out. Returns 0 or
+ * -ENOMEM.
  */
 int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
                   uint64_t seed, const bool skip[CAMP_FAULT__COUNT]);

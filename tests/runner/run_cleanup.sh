@@ -76,7 +76,8 @@ for i in 1 2 3; do
 done
 
 # A repro injects the recorded faults: the same kinds on the same nodes at
-# about the same times (within 0.5 s; the runner's loop wakes every 10 ms).
+# about the same times. The runner's loop wakes every 10 ms, so 0.5 s is a
+# wide margin.
 first=$(ls -d "$tmp"/store/cleanup/*-s1 | head -1)
 "$faultline" repro "$first" --store "$tmp/repro" --bin-dir "$bindir" \
   >"$tmp/repro.out" 2>"$tmp/repro.err"
