@@ -7,7 +7,7 @@ set -euo pipefail
 
 build=${1:-build}
 seed=${2:-}
-faultline="$build/runner/faultline"
+faultline="$(cd "$build" && pwd)/runner/faultline"
 args=(run campaigns/raft-mixed.json --duration "${FL_DURATION:-60}"
   --store store)
 [ -n "$seed" ] && args+=(--seed "$seed")
