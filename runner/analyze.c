@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_LOG_FINDINGS 20
 
@@ -418,9 +419,17 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
         add_json_str(&res, count_err);
         unknown = true;
     }
+    if (f->broken != NULL && f->broken[0] != '\0') {
+        fl_buf_adds(&res, ",\"infrastructure_error\":");
+        add_json_str(&res, f->broken);
+    }
     if (invalid) {
         out->verdict = "invalid";
         out->exit_code = RUN_EXIT_INVALID;
+    } else if (f->broken != NULL && f->broken[0] != '\0') {
+        /* What was recorded is consistent, but the run did not finish. */
+        out->verdict = "unknown";
+        out->exit_code = RUN_EXIT_INFRA;
     } else if (unknown) {
         out->verdict = "unknown";
         out->exit_code = RUN_EXIT_UNKNOWN;
@@ -460,23 +469,44 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
         used += (size_t)snprintf(
             out->summary + used, sizeof(out->summary) - used,
             "  anomalies: %zu (see results.json)\n", n_anomalies);
+    if (used < sizeof(out->summary) && k.invoke > 0 &&
+        (double)k.ok < 0.05 * (double)k.invoke)
+        used += (size_t)snprintf(
+            out->summary + used, sizeof(out->summary) - used,
+            "  low availability: only %" PRIu64 " of %" PRIu64
+            " operations succeeded, so the checks had little to judge\n",
+            k.ok, k.invoke);
+    if (used < sizeof(out->summary) && f->broken != NULL &&
+        f->broken[0] != '\0')
+        used +=
+            (size_t)snprintf(out->summary + used, sizeof(out->summary) - used,
+                             "  the run stopped early: %s\n", f->broken);
     if (used < sizeof(out->summary) && f->c->expect_invalid && !invalid)
         snprintf(out->summary + used, sizeof(out->summary) - used,
                  "  expected invalid: the planted bug was not found in this "
                  "run\n");
 
+    /* Written under a temporary name and renamed, so a full disk leaves
+     * no empty or cut results.json behind. */
+    char tmp_path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/results.json", f->dir);
+    snprintf(tmp_path, sizeof(tmp_path), "%s/.results.json.tmp", f->dir);
     if (res.failed) {
         rc = -ENOMEM;
     } else {
-        FILE *o_file = fopen(path, "w");
+        FILE *o_file = fopen(tmp_path, "w");
         rc = 0;
-        if (o_file == NULL)
+        if (o_file == NULL) {
             rc = -errno;
-        else {
-            fwrite(res.data, 1, res.len, o_file);
-            if (fclose(o_file) != 0)
+        } else {
+            if (fwrite(res.data, 1, res.len, o_file) != res.len)
+                rc = -EIO;
+            if (fclose(o_file) != 0 && rc == 0)
                 rc = -errno;
+            if (rc == 0 && rename(tmp_path, path) != 0)
+                rc = -errno;
+            if (rc != 0)
+                unlink(tmp_path);
         }
     }
     free(iv);

@@ -310,9 +310,9 @@ int run_cmd_clean(int argc, char **argv)
                 removed++;
             }
         }
+        removed++; /* the registry entry */
         if (dry_run) {
             printf("would remove %s\n", path);
-            removed++;
         } else {
             int k = nem_net_remove_run(e.id);
             if (k > 0)
@@ -344,6 +344,13 @@ int run_cmd_clean(int argc, char **argv)
             continue;
         for (size_t i = 0; i < n_live; i++)
             is_live = is_live || strcmp(live[i], id) == 0;
+        /* A run that registered after the registry was read is alive too. */
+        if (!is_live) {
+            char path[PATH_MAX];
+            struct entry e = {0};
+            snprintf(path, sizeof(path), "%s/%s.run", dir, id);
+            is_live = read_entry(path, &e) == 0 && alive(&e);
+        }
         if (is_live)
             continue;
         printf("%s namespace %s\n", dry_run ? "would remove" : "removing",

@@ -120,6 +120,7 @@ struct run {
     struct wl_reg *workload;
     int sigfd;
     bool interrupted;
+    char broken[320]; /* why the run cannot go on, or "" */
     bool tty;
     const char *notes[MAX_NOTES];
     char note_text[MAX_NOTES][256];
@@ -142,7 +143,8 @@ static void note(struct run *r, const char *fmt, ...)
     vsnprintf(r->note_text[r->n_notes], sizeof(r->note_text[0]), fmt, ap);
     va_end(ap);
     r->notes[r->n_notes] = r->note_text[r->n_notes];
-    fprintf(stderr, "faultline run: note: %s\n", r->note_text[r->n_notes]);
+    fprintf(stderr, "%sfaultline run: note: %s\n", r->tty ? "\r\033[K" : "",
+            r->note_text[r->n_notes]);
     r->n_notes++;
 }
 
@@ -159,6 +161,25 @@ static void say(char *out, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(out, size, fmt, ap);
     va_end(ap);
+}
+
+/* Records that the run cannot go on (a node that cannot restart, a
+ * history that cannot be written): the main loop stops, the final reads
+ * are skipped, and the run exits 4 unless an anomaly was found already. */
+static void broken(struct run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void broken(struct run *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (r->broken[0] != '\0')
+        return;
+    va_start(ap, fmt);
+    vsnprintf(r->broken, sizeof(r->broken), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%sfaultline run: %s; stopping the run\n",
+            r->tty ? "\r\033[K" : "", r->broken);
 }
 
 static int64_t now_rel(const struct run *r)
@@ -485,9 +506,11 @@ static int wait_ready(struct run *r, char *err, size_t size)
         for (unsigned i = 1; i <= r->c.nodes; i++) {
             struct node *n = &r->nodes[i];
             if (nem_proc_poll(&n->proc) == 1) {
-                say(err, size,
-                    "node %u exited during startup (status %d); see %s", i,
-                    n->proc.status, n->log_path);
+                say(err, size, "node %u exited during startup (%s %d); see %s",
+                    i, WIFSIGNALED(n->proc.status) ? "signal" : "exit status",
+                    WIFSIGNALED(n->proc.status) ? WTERMSIG(n->proc.status)
+                                                : WEXITSTATUS(n->proc.status),
+                    n->log_path);
                 return -1;
             }
             if (ask(r, n,
@@ -546,8 +569,20 @@ static void start_fault(struct run *r, struct run_fault *f)
     char err[512] = "";
     int rc = 0;
 
-    if (!f->resolved)
-        run_fault_resolve(f, &r->c, find_primary(r), &r->rng);
+    if (!f->resolved) {
+        /* Asking every node who leads takes up to 200 ms a node, so only
+         * faults aimed at the leader ask. */
+        bool leader = f->kind == CAMP_FAULT_ISOLATE_PRIMARY ||
+                      r->c.faults[f->spec].targets == CAMP_TARGET_PRIMARY;
+        run_fault_resolve(f, &r->c, leader ? find_primary(r) : 0, &r->rng);
+    }
+    if (now_rel(r) >= r->plan.heal_ns) {
+        note(r,
+             "fault %" PRIu64 " (%s) was due before the final heal but "
+             "started too late, and was left out",
+             f->id, camp_fault_name(f->kind));
+        return;
+    }
     switch (f->kind) {
     case CAMP_FAULT_KILL:
         for (size_t i = 0; i < f->n_targets; i++) {
@@ -597,7 +632,7 @@ static void stop_fault(struct run *r, struct run_fault *f)
         for (size_t i = 0; i < f->n_targets; i++) {
             struct node *n = &r->nodes[f->targets[i]];
             if (n->proc.pid == 0 && start_node(r, n, err, sizeof(err)) != 0)
-                note(r, "node %u did not restart: %s", n->id, err);
+                broken(r, "node %u did not restart: %s", n->id, err);
         }
         break;
     case CAMP_FAULT_PAUSE:
@@ -646,7 +681,7 @@ static void heal_all(struct run *r)
         if (n->proc.stopped)
             nem_proc_signal(&n->proc, SIGCONT);
         if (n->proc.pid == 0 && start_node(r, n, err, sizeof(err)) != 0)
-            note(r, "node %u did not restart: %s", i, err);
+            broken(r, "node %u did not restart: %s", i, err);
     }
 }
 
@@ -677,7 +712,7 @@ static void watch_nodes(struct run *r)
         if (n->proc.pid == 0 && !n->killed && n->restart_at != 0 &&
             fl_clock_now_ns() >= n->restart_at &&
             start_node(r, n, err, sizeof(err)) != 0) {
-            note(r, "node %u did not restart: %s", i, err);
+            broken(r, "node %u did not restart: %s", i, err);
             n->restart_at = 0;
         }
     }
@@ -740,10 +775,15 @@ static int drive(struct run *r)
     int64_t next_progress = 0;
     bool healed = false;
 
-    while (!check_signal(r)) {
+    while (!check_signal(r) && r->broken[0] == '\0') {
         int64_t t = now_rel(r);
+        char why[256];
         if (t >= end)
             break;
+        if (wl_reg_error(r->workload, why, sizeof(why)) != 0) {
+            broken(r, "the workload stopped: %s", why);
+            break;
+        }
         for (size_t i = 0; i < r->n_active;) {
             if (r->active[i]->stop_ns <= t)
                 stop_fault(r, r->active[i]);
@@ -1135,7 +1175,7 @@ static int execute(struct run *r, const struct run_args *a)
             wl_reg_abort(r->workload);
         wl_reg_stop(r->workload);
         workload_ns = now_rel(r);
-        if (!r->interrupted) {
+        if (!r->interrupted && r->broken[0] == '\0') {
             fprintf(stderr, "faultline run: final reads\n");
             final_reads = final_reads_watched(r);
         }
@@ -1172,6 +1212,7 @@ static int execute(struct run *r, const struct run_args *a)
         .elapsed_s = (double)now_rel(r) / 1e9,
         .workload_ns = workload_ns,
         .final_reads = final_reads,
+        .broken = r->broken,
         .notes = r->notes,
         .n_notes = r->n_notes,
         .crashes = r->crashes,

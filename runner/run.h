@@ -96,6 +96,7 @@ struct run_facts {
     double elapsed_s;
     int64_t workload_ns; /* when the workload stopped, since the start */
     int final_reads;     /* keys read after the heal, or negative */
+    const char *broken;  /* why the run stopped early, or "" */
     const char *const *notes;
     size_t n_notes;
     /* Exits the nemesis did not cause: "node 2 exited with status 1". */
@@ -106,7 +107,7 @@ struct run_facts {
 struct run_outcome {
     int exit_code; /* RUN_EXIT_* */
     const char *verdict;
-    char summary[512]; /* one line per anomaly kind, for the terminal */
+    char summary[1024]; /* a few lines for the terminal */
 };
 
 /*

@@ -469,20 +469,27 @@ int run_plan_load(struct run_plan *p, const char *path,
                              "stopped; a run records one fault at a time");
                 break;
             }
-            rc = read_start(&r, &o, c, &f);
+            for (size_t i = 0; i < p->n; i++)
+                if (p->faults[i].id == f.id)
+                    rc = bad(&r, "a second fault with the same id");
+            if (rc == 0)
+                rc = read_start(&r, &o, c, &f);
             if (rc == 0 && push(p, &cap, &f) != 0)
                 rc = RUN_EXIT_INFRA;
         } else {
-            /* A stop closes the fault with the same id. */
-            bool found = false;
-            for (size_t i = 0; i < p->n; i++) {
-                if (p->faults[i].id == (uint64_t)id->u.i) {
-                    p->faults[i].stop_ns = time->u.i;
-                    found = true;
-                }
-            }
-            if (!found)
+            /* A stop closes the fault with the same id. The final heal can
+             * log its stops a little after the heal time: those end at
+             * the heal. */
+            struct run_fault *f = NULL;
+            for (size_t i = 0; i < p->n; i++)
+                if (p->faults[i].id == (uint64_t)id->u.i)
+                    f = &p->faults[i];
+            if (f == NULL)
                 rc = bad(&r, "a stop with no start before it");
+            else if (time->u.i < f->start_ns)
+                rc = bad(&r, "the fault stops before it starts");
+            else
+                f->stop_ns = time->u.i < p->heal_ns ? time->u.i : p->heal_ns;
         }
     }
     free(line);
