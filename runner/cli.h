@@ -29,6 +29,7 @@ struct run_command {
 int run_cmd_audit(int argc, char **argv);
 int run_cmd_check(int argc, char **argv);
 int run_cmd_gen(int argc, char **argv);
+int run_cmd_report(int argc, char **argv);
 int run_cmd_sim(int argc, char **argv);
 
 /*

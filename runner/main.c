@@ -22,6 +22,8 @@ static const struct run_command commands[] = {
      "generate a synthetic history that is linearizable by construction"},
     {"repro", run_cmd_repro,
      "run a stored run again with its seed and recorded faults"},
+    {"report", run_cmd_report,
+     "import runs into the results database, or render its index.html"},
     {"run", run_cmd_run,
      "run a campaign against a real cluster with a nemesis, then check it"},
     {"sim", run_cmd_sim,

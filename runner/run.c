@@ -23,6 +23,7 @@
 #include "proc.h"
 #include "register.h"
 #include "rng.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1008,6 +1009,29 @@ static int setup_store(struct run *r, const char *store)
     return 0;
 }
 
+/* Adds the finished run to STORE/results.db. A failure costs only the
+ * database rows: results.json is written, and `faultline report import`
+ * can add the run later. */
+static void record_run(const struct run *r, const char *store)
+{
+    char path[PATH_MAX];
+    char err[PATH_MAX + 512];
+    sqlite3 *db;
+    int rc;
+
+    say(path, sizeof(path), "%s/results.db", store);
+    rc = rep_db_open(&db, path, err, sizeof(err));
+    if (rc == 0) {
+        rc = rep_db_import(db, r->dir, err, sizeof(err));
+        rep_db_close(db);
+    }
+    if (rc != 0)
+        fprintf(stderr,
+                "faultline run: cannot record the run in the results "
+                "database: %s\n",
+                err);
+}
+
 static int execute(struct run *r, const struct run_args *a)
 {
     char err[1024];
@@ -1231,6 +1255,7 @@ static int execute(struct run *r, const struct run_args *a)
                 fl_strerror(rc));
         return RUN_EXIT_INFRA;
     }
+    record_run(r, a->store);
     printf("%s: %s (seed %" PRIu64 ")\n%s", r->c.name, out.verdict, r->seed,
            out.summary);
     printf("results: %s/results.json\nreproduce: faultline repro %s\n", r->dir,

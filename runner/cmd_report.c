@@ -1,0 +1,284 @@
+/*
+ * `faultline report`: the results database and the reports drawn from it.
+ * `faultline report import DIR...` adds run directories to the database,
+ * and `faultline report` alone renders index.html over every run in it.
+ */
+#include "cli.h"
+
+#include "error.h"
+#include "html.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_DB "store/results.db"
+
+/* Nesting deeper than this below a DIR argument is not searched for runs;
+ * a store is STORE/CAMPAIGN/RUN, three levels. */
+#define MAX_WALK_DEPTH 16
+
+static const char help[] =
+    "Usage: faultline report [--db PATH] [--out DIR]\n"
+    "       faultline report import [--db PATH] DIR...\n"
+    "\n"
+    "The results database (default " DEFAULT_DB ") has one row per run\n"
+    "with its faults, anomalies and metrics. `faultline run` adds each run\n"
+    "to STORE/results.db when it ends.\n"
+    "\n"
+    "faultline report writes DIR/index.html, a page listing every run in\n"
+    "the database, newest first, with filters by campaign and verdict.\n"
+    "\n"
+    "faultline report import adds runs to the database. Each DIR is a run\n"
+    "directory (one holding results.json) or any directory above run\n"
+    "directories, such as a store or one campaign's folder; it is searched\n"
+    "recursively, and directories without results.json are skipped. A run\n"
+    "imported before is replaced, matched by its absolute path.\n"
+    "\n"
+    "Options:\n"
+    "  --db PATH    the results database (default " DEFAULT_DB "),\n"
+    "               created when missing\n"
+    "  --out DIR    where to write index.html, created when missing\n"
+    "               (default: the folder of --db)\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Exit codes: 0 success, 2 a usage error, a database that cannot be\n"
+    "opened, or a run that could not be imported (the others are imported\n"
+    "and each failure is printed with its reason).\n";
+
+static const struct option options[] = {
+    {"db", required_argument, NULL, 'd'},
+    {"out", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses --db and --out from argv; positional arguments start at optind.
+ * Returns 0, 1 after printing the help, or RUN_EXIT_USAGE. */
+static int parse_options(const char *cmd, int argc, char **argv,
+                         const char **db, const char **out, bool allow_out)
+{
+    int c;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            *db = optarg;
+            break;
+        case 'o':
+            if (!allow_out)
+                return run_usage_error(cmd, "--out applies to 'faultline "
+                                            "report' without import");
+            *out = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return 1;
+        default:
+            return run_option_error(cmd, c, argv, options);
+        }
+    }
+    return 0;
+}
+
+static sqlite3 *open_db(const char *cmd, const char *path)
+{
+    sqlite3 *db;
+    char err[PATH_MAX + 256];
+
+    if (rep_db_open(&db, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "faultline %s: cannot open the results database: %s\n",
+                cmd, err);
+        return NULL;
+    }
+    return db;
+}
+
+/* ---- import ------------------------------------------------------------ */
+
+struct import_counts {
+    size_t imported;
+    size_t failed;
+    size_t skipped; /* directories searched without results.json */
+};
+
+static bool has_results(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if (snprintf(path, sizeof(path), "%s/results.json", dir) >=
+        (int)sizeof(path))
+        return false;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static void import_one(sqlite3 *db, const char *dir, struct import_counts *n)
+{
+    char err[PATH_MAX + 512];
+
+    if (rep_db_import(db, dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "faultline report import: %s\n", err);
+        n->failed++;
+        return;
+    }
+    n->imported++;
+}
+
+static int only_dirs(const struct dirent *e)
+{
+    return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+/*
+ * Imports dir when it contains results.json, and otherwise searches its
+ * subdirectories, in name order. Symbolic links are not followed below
+ * the DIR argument itself, so a link cannot make the search loop.
+ */
+static void import_tree(sqlite3 *db, const char *dir, int depth,
+                        struct import_counts *n)
+{
+    struct dirent **entries;
+    int count;
+
+    if (has_results(dir)) {
+        import_one(db, dir, n);
+        return;
+    }
+    n->skipped++;
+    if (depth >= MAX_WALK_DEPTH)
+        return;
+    count = scandir(dir, &entries, only_dirs, alphasort);
+    if (count < 0) {
+        fprintf(stderr, "faultline report import: %s: cannot list: %s\n", dir,
+                strerror(errno));
+        n->failed++;
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        char path[PATH_MAX];
+        struct stat sb;
+
+        if (snprintf(path, sizeof(path), "%s/%s", dir, entries[i]->d_name) <
+                (int)sizeof(path) &&
+            lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            import_tree(db, path, depth + 1, n);
+        free(entries[i]);
+    }
+    free(entries);
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *cmd = "report import";
+    const char *db_path = DEFAULT_DB;
+    struct import_counts n = {0};
+    sqlite3 *db;
+    int rc = parse_options(cmd, argc, argv, &db_path, NULL, false);
+
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    if (optind >= argc)
+        return run_usage_error(cmd, "no directories given; name run "
+                                    "directories or a store such as store/");
+    db = open_db(cmd, db_path);
+    if (db == NULL)
+        return RUN_EXIT_USAGE;
+    for (int i = optind; i < argc; i++) {
+        struct stat sb;
+
+        if (stat(argv[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "faultline %s: %s: not a directory\n", cmd,
+                    argv[i]);
+            n.failed++;
+            continue;
+        }
+        import_tree(db, argv[i], 0, &n);
+    }
+    rep_db_close(db);
+
+    printf("imported %zu run%s into %s", n.imported, n.imported == 1 ? "" : "s",
+           db_path);
+    if (n.skipped > 0)
+        printf("; %zu director%s without results.json skipped", n.skipped,
+               n.skipped == 1 ? "y" : "ies");
+    printf("\n");
+    if (n.failed > 0) {
+        fprintf(stderr, "faultline %s: %zu failed; see the reasons above\n",
+                cmd, n.failed);
+        return RUN_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ---- render ------------------------------------------------------------ */
+
+/*
+ * `faultline report [--db PATH] [--out DIR]`: writes DIR/index.html from
+ * the database through rep_render_index (reports/html.c), which owns the
+ * page. Options for the page, such as filters, are added here and passed
+ * on.
+ */
+static int cmd_render(int argc, char **argv)
+{
+    const char *cmd = "report";
+    const char *db_path = DEFAULT_DB;
+    const char *out_dir = NULL;
+    char db_dir[PATH_MAX];
+    char err[PATH_MAX + 512];
+    sqlite3 *db;
+    int rc = parse_options(cmd, argc, argv, &db_path, &out_dir, true);
+
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    if (optind < argc)
+        return run_usage_error(cmd,
+                               "unexpected argument \"%s\"; did you "
+                               "mean 'faultline report import'?",
+                               argv[optind]);
+    if (out_dir == NULL) {
+        const char *slash = strrchr(db_path, '/');
+        size_t len = slash != NULL ? (size_t)(slash - db_path) : 0;
+
+        if (slash == NULL)
+            snprintf(db_dir, sizeof(db_dir), ".");
+        else if (len == 0)
+            snprintf(db_dir, sizeof(db_dir), "/");
+        else
+            snprintf(db_dir, sizeof(db_dir), "%.*s", (int)len, db_path);
+        out_dir = db_dir;
+    }
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, out_dir,
+                strerror(errno));
+        return RUN_EXIT_USAGE;
+    }
+    db = open_db(cmd, db_path);
+    if (db == NULL)
+        return RUN_EXIT_USAGE;
+    rc = rep_render_index(db, out_dir, err, sizeof(err));
+    rep_db_close(db);
+    if (rc != 0) {
+        fprintf(stderr, "faultline %s: %s\n", cmd, err);
+        return RUN_EXIT_USAGE;
+    }
+    printf("wrote %s/index.html\n", out_dir);
+    return 0;
+}
+
+int run_cmd_report(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argc - 1, argv + 1);
+    return cmd_render(argc, argv);
+}
