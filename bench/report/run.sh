@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures how long rep_render_run takes on generated runs of 10,000 and
 # 100,000 operations and how large report.html is, and prints a table.
-# See bench/report/README.md.
+#
 set -euo pipefail
 
 usage() {
