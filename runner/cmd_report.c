@@ -41,7 +41,9 @@ static const char help[] =
     "directory (one holding results.json) or any directory above run\n"
     "directories, such as a store or one campaign's folder; it is searched\n"
     "recursively, and directories without results.json are skipped. A run\n"
-    "imported before is replaced, matched by its absolute path.\n"
+    "imported before is replaced, matched by its absolute path. Each\n"
+    "imported run's report.html is rendered again, and so is index.html\n"
+    "in the folder of --db.\n"
     "\n"
     "Options:\n"
     "  --db PATH    the results database (default " DEFAULT_DB "),\n"
@@ -133,6 +135,9 @@ static void import_one(sqlite3 *db, const char *dir, struct import_counts *n)
         return;
     }
     n->imported++;
+    /* The page is rebuilt too, so a newer faultline renders old runs. */
+    if (rep_render_run(dir, err, sizeof(err)) != 0)
+        fprintf(stderr, "faultline report import: note: %s\n", err);
 }
 
 static int only_dirs(const struct dirent *e)
@@ -204,6 +209,20 @@ static int cmd_import(int argc, char **argv)
             continue;
         }
         import_tree(db, argv[i], 0, &n);
+    }
+    if (n.imported > 0) {
+        char dir[PATH_MAX];
+        char err[PATH_MAX + 512];
+        const char *slash = strrchr(db_path, '/');
+        if (slash == NULL)
+            snprintf(dir, sizeof(dir), ".");
+        else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - db_path),
+                          db_path) < 0 ||
+                 dir[0] == '\0')
+            snprintf(dir, sizeof(dir), "/");
+        if (rep_render_index(db, dir, err, sizeof(err)) != 0)
+            fprintf(stderr, "faultline %s: note: no index.html: %s\n", cmd,
+                    err);
     }
     rep_db_close(db);
 

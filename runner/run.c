@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "error.h"
 #include "history.h"
+#include "html.h"
 #include "log.h"
 #include "net.h"
 #include "proc.h"
@@ -1012,6 +1013,9 @@ static int setup_store(struct run *r, const char *store)
 /* Adds the finished run to STORE/results.db. A failure costs only the
  * database rows: results.json is written, and `faultline report import`
  * can add the run later. */
+/* Adds the run to STORE/results.db and renders STORE/index.html over
+ * every run there; the run's report.html must exist by then. A failure
+ * is reported and changes nothing else. */
 static void record_run(const struct run *r, const char *store)
 {
     char path[PATH_MAX];
@@ -1023,6 +1027,8 @@ static void record_run(const struct run *r, const char *store)
     rc = rep_db_open(&db, path, err, sizeof(err));
     if (rc == 0) {
         rc = rep_db_import(db, r->dir, err, sizeof(err));
+        if (rc == 0 && rep_render_index(db, store, err, sizeof(err)) != 0)
+            fprintf(stderr, "faultline run: note: no index.html: %s\n", err);
         rep_db_close(db);
     }
     if (rc != 0)
@@ -1255,11 +1261,18 @@ static int execute(struct run *r, const struct run_args *a)
                 fl_strerror(rc));
         return RUN_EXIT_INFRA;
     }
+    char report_err[PATH_MAX + 512];
+    int report_rc = rep_render_run(r->dir, report_err, sizeof(report_err));
+    if (report_rc != 0)
+        fprintf(stderr, "faultline run: note: no report.html: %s\n",
+                report_err);
     record_run(r, a->store);
     printf("%s: %s (seed %" PRIu64 ")\n%s", r->c.name, out.verdict, r->seed,
            out.summary);
     printf("results: %s/results.json\nreproduce: faultline repro %s\n", r->dir,
            r->dir);
+    if (report_rc == 0)
+        printf("report: %s/report.html\n", r->dir);
     if (r->interrupted)
         return 130;
     return out.exit_code;

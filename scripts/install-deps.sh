@@ -10,6 +10,8 @@ packages=(
   libcjson-dev libsqlite3-dev check  # libraries found with pkg-config
   libnl-3-dev libnl-route-3-dev libnftables-dev
   nftables                           # nft, for tests that inspect rules
+  chromium                           # the browser test of the reports
+  sqlite3                            # the database tests' integrity check
   clang libclang-rt-dev              # libFuzzer harnesses
   time                               # peak memory in bench/
 )
