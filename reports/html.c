@@ -843,7 +843,6 @@ static void add_summary(struct report *r)
     const struct fl_json *res = &r->results;
     const struct fl_json *anomalies = json_array(res, "anomalies");
     const struct fl_json *notes = json_array(res, "notes");
-    const struct fl_json *metrics = fl_json_get(res, "metrics");
     const struct fl_json *as_expected = fl_json_get(res, "as_expected");
     struct fl_str campaign = json_str(res, "campaign");
     struct fl_str description = json_str(&r->campaign, "description");
@@ -923,9 +922,14 @@ static void add_summary(struct report *r)
     if (anomalies == NULL || anomalies->u.array.count == 0)
         fl_buf_adds(b, "<li class=\"muted\">none</li>\n");
     fl_buf_adds(b, "</ul>\n");
+}
 
-    if (metrics && metrics->kind == FL_JSON_OBJECT)
-        add_metrics(b, metrics);
+static void add_metrics_section(struct report *r)
+{
+    const struct fl_json *metrics = fl_json_get(&r->results, "metrics");
+
+    if (metrics != NULL && metrics->kind == FL_JSON_OBJECT)
+        add_metrics(&r->page, metrics);
 }
 
 /* ---- static charts ------------------------------------------------------ */
@@ -2066,15 +2070,20 @@ static int build_page(struct report *r)
     fl_buf_adds(b, ": faultline report</title>\n<style>\n");
     fl_buf_adds(b, page_css);
     fl_buf_adds(b, "</style>\n</head>\n<body>\n");
+    /* What went wrong comes first: the verdict and anomalies, then the
+     * failing window, then the whole run around it. */
     add_summary(r);
-    add_timeline(r);
-    rc = add_latency_chart(r);
+    rc = add_linearizability(r);
+    if (rc == 0) {
+        add_timeline(r);
+        rc = add_latency_chart(r);
+    }
     if (rc == 0)
         rc = add_throughput_chart(r);
-    if (rc == 0)
-        rc = add_linearizability(r);
-    if (rc == 0)
+    if (rc == 0) {
+        add_metrics_section(r);
         rc = add_logs(r);
+    }
     fl_buf_adds(b, "</body>\n</html>\n");
     if (rc == 0 && b->failed)
         rc = -ENOMEM;
