@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Appends s with the five characters HTML gives meaning to escaped. */
@@ -45,6 +46,25 @@ static void add_escaped(struct fl_buf *b, const char *s)
     }
 }
 
+/* Appends path percent-encoded for a URL: every byte but letters, digits
+ * and -._~/ is written as %XX, so '#', '?', '%' and spaces in a folder
+ * name do not change what the link points to. */
+static void add_url_path(struct fl_buf *b, const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL) {
+            fl_buf_addc(b, (char)*p);
+        } else {
+            fl_buf_addc(b, '%');
+            fl_buf_addc(b, hex[*p >> 4]);
+            fl_buf_addc(b, hex[*p & 15]);
+        }
+    }
+}
+
 /* Appends the link to a run's report: relative to out_dir when the run
  * lies below it, so the folder can be moved or served as a whole. */
 static void add_report_href(struct fl_buf *b, const char *out_dir,
@@ -53,9 +73,9 @@ static void add_report_href(struct fl_buf *b, const char *out_dir,
     size_t len = strlen(out_dir);
 
     if (strncmp(store_path, out_dir, len) == 0 && store_path[len] == '/')
-        add_escaped(b, store_path + len + 1);
+        add_url_path(b, store_path + len + 1);
     else
-        add_escaped(b, store_path);
+        add_url_path(b, store_path);
     fl_buf_adds(b, "/report.html");
 }
 
@@ -142,7 +162,8 @@ static int render(sqlite3 *db, const char *out_dir, struct fl_buf *b, char *err,
                    "<span id=\"shown\"></span></div>\n"
                    "<table id=\"runs\"><thead><tr><th>started (UTC)</th>"
                    "<th>campaign</th><th>seed</th><th>verdict</th>"
-                   "<th>expected</th><th>anomalies</th><th>seconds</th>"
+                   "<th>expected</th><th>exit</th><th>anomalies</th>"
+                   "<th>seconds</th>"
                    "<th>network</th><th>report</th><th>reproduce</th>"
                    "</tr></thead>\n<tbody>\n");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -167,7 +188,8 @@ static int render(sqlite3 *db, const char *out_dir, struct fl_buf *b, char *err,
         add_escaped(b, verdict);
         fl_buf_adds(b, "</td><td>");
         add_escaped(b, expected);
-        fl_buf_printf(b, "</td><td>%lld</td><td>%.1f</td><td>",
+        fl_buf_printf(b, "</td><td>%lld</td><td>%lld</td><td>%.1f</td><td>",
+                      (long long)sqlite3_column_int64(st, 6),
                       (long long)sqlite3_column_int64(st, 10),
                       sqlite3_column_double(st, 3));
         add_escaped(b, text_column(st, 9));
@@ -211,13 +233,18 @@ int rep_render_index(sqlite3 *db, const char *out_dir, char *err,
         rc = -ENOMEM;
     }
     snprintf(path, sizeof(path), "%s/index.html", dir);
-    snprintf(tmp, sizeof(tmp), "%s/.index.html.tmp", dir);
+    snprintf(tmp, sizeof(tmp), "%s/.index.html.XXXXXX", dir);
     if (rc == 0) {
-        /* A temporary file and a rename: a reader never sees half a page. */
-        f = fopen(tmp, "w");
+        /* A temporary file of its own and a rename: a reader never sees
+         * half a page, and two writers at once do not collide. */
+        int fd = mkstemp(tmp);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (fd >= 0 && f == NULL)
+            close(fd);
         if (f == NULL) {
             rc = -errno;
         } else {
+            fchmod(fileno(f), 0644);
             if (fwrite(b.data, 1, b.len, f) != b.len)
                 rc = -EIO;
             if (fclose(f) != 0 && rc == 0)

@@ -610,8 +610,9 @@ static int add_op_array(struct line_list *lines, const struct fl_json *ops)
 }
 
 /* Adds the operations of one per-key linearizability finding: the op that
- * could not be placed, the prefix placed before it, and the ops
- * concurrent with it. */
+ * could not be placed and the ops concurrent with it. The prefix placed
+ * before it is left out: it can be most of the history, and the run's
+ * results.json keeps it. */
 static int add_finding(struct line_list *lines, const struct fl_json *finding)
 {
     int rc;
@@ -619,8 +620,6 @@ static int add_finding(struct line_list *lines, const struct fl_json *finding)
     if (finding == NULL || finding->kind != FL_JSON_OBJECT)
         return 0;
     rc = add_op(lines, fl_json_get(finding, "op"));
-    if (rc == 0)
-        rc = add_op_array(lines, fl_json_get(finding, "prefix"));
     if (rc == 0)
         rc = add_op_array(lines, fl_json_get(finding, "concurrent"));
     return rc;
@@ -963,6 +962,13 @@ static int check_results(const struct fl_json *r, const char *path, char *err,
                               "%s: missing string \"verdict\"; the run's "
                               "checks did not finish",
                               path);
+    if (!fl_str_eq(v->u.s, "valid") && !fl_str_eq(v->u.s, "invalid") &&
+        !fl_str_eq(v->u.s, "unknown"))
+        return fl_input_error(err, err_size,
+                              "%s: \"verdict\" must be valid, invalid or "
+                              "unknown, got \"%.*s\"",
+                              path, (int)(v->u.s.len > 32 ? 32 : v->u.s.len),
+                              v->u.s.ptr);
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         v = fl_json_get(r, strings[i]);
         if (v != NULL && v->kind != FL_JSON_STRING)
@@ -987,6 +993,18 @@ static int check_results(const struct fl_json *r, const char *path, char *err,
         return fl_input_error(err, err_size,
                               "%s: \"anomalies\" must be an array, got %s",
                               path, fl_json_kind_name(v->kind));
+    for (size_t i = 0; v != NULL && i < v->u.array.count; i++) {
+        const struct fl_json *a = &v->u.array.items[i];
+        const struct fl_json *checker = fl_json_get(a, "checker");
+        const struct fl_json *kind = fl_json_get(a, "kind");
+        if (a->kind != FL_JSON_OBJECT || checker == NULL ||
+            checker->kind != FL_JSON_STRING || kind == NULL ||
+            kind->kind != FL_JSON_STRING)
+            return fl_input_error(err, err_size,
+                                  "%s: anomalies[%zu] must be an object with "
+                                  "string \"checker\" and \"kind\"",
+                                  path, i);
+    }
     v = fl_json_get(r, "metrics");
     if (v != NULL && v->kind != FL_JSON_OBJECT)
         return fl_input_error(err, err_size,
@@ -1058,4 +1076,43 @@ int rep_db_import(sqlite3 *db, const char *run_dir, char *err, size_t err_size)
                 sizeof(im.faults.items[0]), NULL);
     fl_arena_destroy(&arena);
     return rc;
+}
+
+int rep_db_forget_missing(sqlite3 *db, size_t *removed, char *err,
+                          size_t err_size)
+{
+    sqlite3_stmt *list = NULL;
+    sqlite3_stmt *drop = NULL;
+    int rc;
+
+    *removed = 0;
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT id, store_path FROM runs", -1,
+                                &list, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "DELETE FROM runs WHERE id = ?1", -1, &drop,
+                                NULL);
+    while (rc == SQLITE_OK && sqlite3_step(list) == SQLITE_ROW) {
+        const unsigned char *dir = sqlite3_column_text(list, 1);
+        char path[PATH_MAX];
+        struct stat sb;
+        if (dir == NULL ||
+            snprintf(path, sizeof(path), "%s/results.json", dir) >=
+                (int)sizeof(path) ||
+            stat(path, &sb) == 0)
+            continue;
+        sqlite3_bind_int64(drop, 1, sqlite3_column_int64(list, 0));
+        if (sqlite3_step(drop) != SQLITE_DONE)
+            rc = SQLITE_ERROR;
+        sqlite3_reset(drop);
+        (*removed)++;
+    }
+    if (rc != SQLITE_OK)
+        snprintf(err, err_size, "cannot remove runs that are gone: %s",
+                 sqlite3_errmsg(db));
+    sqlite3_finalize(list);
+    sqlite3_finalize(drop);
+    sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : FL_EINPUT;
 }

@@ -437,6 +437,10 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
         out->verdict = "valid";
         out->exit_code = RUN_EXIT_VALID;
     }
+    /* An interrupted run exits 130 whatever its checks said, and its
+     * record must say the same. */
+    if (f->interrupted)
+        out->exit_code = 130;
     fl_buf_printf(&res,
                   ",\"expected\":\"%s\",\"verdict\":\"%s\",\"exit_code\":%d,"
                   "\"as_expected\":%s,\"repro\":",

@@ -93,6 +93,83 @@ static int parse_options(const char *cmd, int argc, char **argv,
     return 0;
 }
 
+/* Creates dir and its missing parents. Returns 0 or -errno. */
+static int make_dirs(const char *dir)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(dir);
+
+    if (len == 0 || len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, len + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Creates the folder a database path lies in. */
+static int make_db_dir(const char *cmd, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    int rc;
+
+    if (slash == NULL || slash == path)
+        return 0;
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    rc = make_dirs(dir);
+    if (rc != 0)
+        fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, dir,
+                strerror(-rc));
+    return rc;
+}
+
+/* Opens an existing database for reading only, so a store on a read-only
+ * mount can still be rendered and a mistyped --db creates nothing. */
+static sqlite3 *open_db_readonly(const char *cmd, const char *path)
+{
+    struct stat sb;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr,
+                "faultline %s: no results database at %s; faultline run "
+                "writes one into its store, and 'faultline report import' "
+                "builds one from run directories\n",
+                cmd, path);
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version != REP_SCHEMA_VERSION) {
+        fprintf(stderr, "faultline %s: %s: %s\n", cmd, path,
+                version < 0 ? "not a results database (cannot read its "
+                              "schema version)"
+                : version < REP_SCHEMA_VERSION
+                    ? "an older schema; 'faultline report import' "
+                      "migrates it"
+                    : "a newer schema than this faultline supports");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    return db;
+}
+
 static sqlite3 *open_db(const char *cmd, const char *path)
 {
     sqlite3 *db;
@@ -196,21 +273,28 @@ static int cmd_import(int argc, char **argv)
     if (optind >= argc)
         return run_usage_error(cmd, "no directories given; name run "
                                     "directories or a store such as store/");
+    if (make_db_dir(cmd, db_path) != 0)
+        return RUN_EXIT_USAGE;
     db = open_db(cmd, db_path);
     if (db == NULL)
         return RUN_EXIT_USAGE;
     for (int i = optind; i < argc; i++) {
         struct stat sb;
 
-        if (stat(argv[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            fprintf(stderr, "faultline %s: %s: not a directory\n", cmd,
-                    argv[i]);
+        int found = stat(argv[i], &sb) == 0 ? 0 : errno;
+        if (found != 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "faultline %s: %s: %s\n", cmd, argv[i],
+                    found == 0 ? "not a directory" : strerror(found));
             n.failed++;
             continue;
         }
         import_tree(db, argv[i], 0, &n);
     }
-    if (n.imported > 0) {
+    size_t gone = 0;
+    char prune_err[256];
+    if (rep_db_forget_missing(db, &gone, prune_err, sizeof(prune_err)) != 0)
+        fprintf(stderr, "faultline %s: %s\n", cmd, prune_err);
+    if (n.imported > 0 || gone > 0) {
         char dir[PATH_MAX];
         char err[PATH_MAX + 512];
         const char *slash = strrchr(db_path, '/');
@@ -228,10 +312,15 @@ static int cmd_import(int argc, char **argv)
 
     printf("imported %zu run%s into %s", n.imported, n.imported == 1 ? "" : "s",
            db_path);
-    if (n.skipped > 0)
-        printf("; %zu director%s without results.json skipped", n.skipped,
-               n.skipped == 1 ? "y" : "ies");
+    if (gone > 0)
+        printf("; removed %zu run%s whose directory is gone", gone,
+               gone == 1 ? "" : "s");
     printf("\n");
+    if (n.imported == 0 && n.failed == 0)
+        fprintf(stderr,
+                "faultline %s: no run directory (one holding "
+                "results.json) found under the folders given\n",
+                cmd);
     if (n.failed > 0) {
         fprintf(stderr, "faultline %s: %zu failed; see the reasons above\n",
                 cmd, n.failed);
@@ -277,16 +366,18 @@ static int cmd_render(int argc, char **argv)
             snprintf(db_dir, sizeof(db_dir), "%.*s", (int)len, db_path);
         out_dir = db_dir;
     }
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, out_dir,
-                strerror(errno));
-        return RUN_EXIT_USAGE;
-    }
-    db = open_db(cmd, db_path);
+    db = open_db_readonly(cmd, db_path);
     if (db == NULL)
         return RUN_EXIT_USAGE;
+    rc = make_dirs(out_dir);
+    if (rc != 0) {
+        fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, out_dir,
+                strerror(-rc));
+        sqlite3_close(db);
+        return RUN_EXIT_USAGE;
+    }
     rc = rep_render_index(db, out_dir, err, sizeof(err));
-    rep_db_close(db);
+    sqlite3_close(db);
     if (rc != 0) {
         fprintf(stderr, "faultline %s: %s\n", cmd, err);
         return RUN_EXIT_USAGE;

@@ -1010,12 +1010,10 @@ static int setup_store(struct run *r, const char *store)
     return 0;
 }
 
-/* Adds the finished run to STORE/results.db. A failure costs only the
- * database rows: results.json is written, and `faultline report import`
- * can add the run later. */
-/* Adds the run to STORE/results.db and renders STORE/index.html over
- * every run there; the run's report.html must exist by then. A failure
- * is reported and changes nothing else. */
+/* Adds the finished run to STORE/results.db and renders STORE/index.html
+ * over every run there; the run's report.html must exist by then. A
+ * failure costs only the database rows and the index: results.json is
+ * written, and `faultline report import` can add the run later. */
 static void record_run(const struct run *r, const char *store)
 {
     char path[PATH_MAX];

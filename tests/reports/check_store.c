@@ -348,7 +348,7 @@ START_TEST(test_import_anomalies_rows)
                 "not-linearizable");
     assert_text(db,
                 "SELECT ops FROM anomalies WHERE checker = 'linearizability'",
-                "[1,2,3,4,10,11,12,14,20]");
+                "[10,11,12,14,20]");
     assert_text(db,
                 "SELECT json_extract(detail, '$.anomalies[0].key') FROM"
                 " anomalies WHERE checker = 'linearizability'",
@@ -505,6 +505,9 @@ START_TEST(test_malformed_results_rejected)
         "{\"anomalies\":[]}",                     /* no verdict */
         "{\"verdict\":\"valid\",\"seed\":\"x\"}", /* wrong type */
         "{\"verdict\":\"valid\",\"metrics\":[]}",
+        "{\"verdict\":\"bogus\"}",                   /* no such verdict */
+        "{\"verdict\":\"valid\",\"anomalies\":[1]}", /* not an object */
+        "{\"verdict\":\"valid\",\"anomalies\":[{\"checker\":5}]}",
     };
     sqlite3 *db = open_ok();
 
@@ -533,6 +536,30 @@ START_TEST(test_malformed_nemesis_rejected)
                "{\"time\":1,\"action\":\"begin\",\"id\":1}\n");
     assert_rejected(db, run_dir, "run1/nemesis.jsonl:1");
     ck_assert_int_eq(query_int(db, "SELECT count(*) FROM runs"), 0);
+    rep_db_close(db);
+}
+END_TEST
+
+START_TEST(test_forget_missing_runs)
+{
+    sqlite3 *db = open_ok();
+    char second[PATH_MAX];
+    char path[PATH_MAX + 32];
+    char err[256] = "";
+    size_t removed = 99;
+
+    make_run("run2", second, sizeof(second));
+    import_ok(db, run_dir);
+    import_ok(db, second);
+    ck_assert_int_eq(rep_db_forget_missing(db, &removed, err, sizeof(err)), 0);
+    ck_assert_uint_eq(removed, 0);
+    snprintf(path, sizeof(path), "%s/results.json", second);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rep_db_forget_missing(db, &removed, err, sizeof(err)), 0);
+    ck_assert_uint_eq(removed, 1);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM runs"), 1);
+    ck_assert_int_eq(query_int(db, "SELECT count(DISTINCT run) FROM faults"),
+                     1);
     rep_db_close(db);
 }
 END_TEST
@@ -575,6 +602,7 @@ static Suite *store_suite(void)
     tcase_add_test(import, test_reimport_replaces_rows);
     tcase_add_test(import, test_two_runs_kept_apart);
     tcase_add_test(import, test_run_without_nemesis_or_campaign);
+    tcase_add_test(import, test_forget_missing_runs);
     suite_add_tcase(s, import);
 
     tcase_add_checked_fixture(rejected, setup, teardown);
