@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2027,30 +2028,51 @@ static int add_logs(struct report *r)
 
 /* ---- the whole --------------------------------------------------------- */
 
+/*
+ * Writes the page to report.html through a temporary file of this writer's
+ * own in the same directory, then renames it into place. A reader never sees
+ * a partial page, and two processes rendering one run at once both succeed:
+ * the last rename wins.
+ */
 static int write_page(struct report *r, char *err, size_t err_size)
 {
     char path[4096];
     char tmp[4200];
-    FILE *out;
+    const char *at = r->page.data;
+    size_t left = r->page.len;
+    int fd;
     int rc = 0;
 
     snprintf(path, sizeof(path), "%s/report.html", r->dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    out = fopen(tmp, "w");
-    if (out == NULL) {
+    snprintf(tmp, sizeof(tmp), "%s/.report.html.XXXXXX", r->dir);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
         rc = -errno;
         snprintf(err, err_size, "%s: %s", tmp, fl_strerror(rc));
         return rc;
     }
-    if (fwrite(r->page.data, 1, r->page.len, out) != r->page.len)
+    /* mkstemp creates the file readable by its owner only. */
+    if (fchmod(fd, 0644) != 0) {
         rc = -errno;
-    if (fclose(out) != 0 && rc == 0)
+        goto close_tmp;
+    }
+    while (left > 0) {
+        ssize_t n = write(fd, at, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            goto close_tmp;
+        }
+        at += n;
+        left -= (size_t)n;
+    }
+close_tmp:
+    if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc != 0) {
-        if (rc == 0)
-            rc = -EIO;
         snprintf(err, err_size, "%s: %s", path, fl_strerror(rc));
         unlink(tmp);
     }

@@ -6,12 +6,14 @@
 #include "html.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define HOSTILE "</script><script>alert(1)</script>"
@@ -378,6 +380,59 @@ START_TEST(test_invalid_results_names_file)
 }
 END_TEST
 
+/*
+ * Forks a child that renders run_dir `times` times and exits 0 when every
+ * render succeeded; returns its pid.
+ */
+static pid_t fork_renders(int times)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char err[1024];
+        for (int i = 0; i < times; i++) {
+            if (rep_render_run(run_dir, err, sizeof(err)) != 0) {
+                fprintf(stderr, "render %d: %s\n", i, err);
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+START_TEST(test_parallel_renders_succeed)
+{
+    pid_t a, b;
+    int status;
+    DIR *dir;
+    struct dirent *de;
+    char *page;
+
+    write_valid_run();
+    a = fork_renders(300);
+    b = fork_renders(300);
+    ck_assert_int_eq(waitpid(a, &status, 0), a);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "first writer failed, status %d", status);
+    ck_assert_int_eq(waitpid(b, &status, 0), b);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "second writer failed, status %d", status);
+
+    /* No temporary file is left, and the page is whole. */
+    dir = opendir(run_dir);
+    ck_assert_ptr_nonnull(dir);
+    while ((de = readdir(dir)) != NULL)
+        ck_assert_msg(strstr(de->d_name, ".report.html.") == NULL,
+                      "temporary file left: %s", de->d_name);
+    closedir(dir);
+    page = read_page();
+    ck_assert_ptr_nonnull(strstr(page, "</html>\n"));
+    free(page);
+}
+END_TEST
+
 static Suite *html_suite(void)
 {
     Suite *s = suite_create("html");
@@ -395,6 +450,7 @@ static Suite *html_suite(void)
     tcase_add_test(tc, test_long_value_cut);
     tcase_add_test(tc, test_missing_results_names_file);
     tcase_add_test(tc, test_invalid_results_names_file);
+    tcase_add_test(tc, test_parallel_renders_succeed);
     suite_add_tcase(s, tc);
     return s;
 }
