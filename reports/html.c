@@ -41,7 +41,8 @@
 #define LAT_BUCKETS 100
 /* Longest value text kept per operation, in bytes, before "...". */
 #define VALUE_TEXT_MAX 160
-/* Log excerpts: seconds either side of the anomaly and lines per node. */
+/* Log excerpts: milliseconds either side of the anomaly, lines per node and
+ * bytes kept of each line before "...". */
 #define LOG_WINDOW_MS  2000
 #define LOG_LINES_MAX  40
 #define LOG_LINE_CHARS 400
@@ -128,8 +129,12 @@ static void add_html(struct fl_buf *b, const char *s, size_t len)
         case '\'':
             rep = "&#39;";
             break;
+        case '\0':
+            /* U+2400 SYMBOL FOR NULL, so a NUL in a log line stays visible. */
+            rep = "\xe2\x90\x80";
+            break;
         default:
-            /* Control bytes (NUL, ANSI escapes) are not valid HTML text. */
+            /* Other control bytes (ANSI escapes) are not valid HTML text. */
             if (c < 0x20 && c != '\t' && c != '\n')
                 rep = "\xef\xbf\xbd";
             break;
@@ -216,6 +221,23 @@ static const struct fl_json *json_array(const struct fl_json *o,
     return v != NULL && v->kind == FL_JSON_ARRAY ? v : NULL;
 }
 
+/*
+ * Returns the length of the longest prefix of s, at most max bytes, that does
+ * not end inside a UTF-8 sequence.
+ */
+static size_t utf8_prefix_len(const char *s, size_t len, size_t max)
+{
+    size_t cut = max;
+
+    if (len <= max)
+        return len;
+    /* s[cut] is the first byte left out: a continuation byte there means
+     * the sequence it belongs to would be cut in two. */
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+        cut--;
+    return cut;
+}
+
 /* Appends v as compact JSON, cut at max bytes with "..." appended. */
 static void add_value_text(struct fl_buf *b, const struct fl_json *v,
                            size_t max)
@@ -223,11 +245,7 @@ static void add_value_text(struct fl_buf *b, const struct fl_json *v,
     size_t at = b->len;
     fl_json_write(b, v);
     if (b->len - at > max) {
-        size_t cut = at + max;
-        /* Do not cut a UTF-8 sequence in two. */
-        while (cut > at && ((unsigned char)b->data[cut] & 0xc0) == 0x80)
-            cut--;
-        b->len = cut;
+        b->len = at + utf8_prefix_len(b->data + at, b->len - at, max);
         fl_buf_adds(b, "...");
     }
 }
@@ -1683,10 +1701,7 @@ static int add_lin_timeline(struct report *r, const struct fl_json *a,
         fl_buf_clear(&t);
         add_op_text(&t, rows[i].op, key);
         if (t.len > 60) {
-            size_t cut = 57;
-            while (cut > 0 && ((unsigned char)t.data[cut] & 0xc0) == 0x80)
-                cut--;
-            t.len = cut;
+            t.len = utf8_prefix_len(t.data, t.len, 57);
             fl_buf_adds(&t, "...");
         }
         fl_buf_printf(b, "<text x=\"4\" y=\"%.1f\"%s>", y + 11,
@@ -1854,7 +1869,8 @@ static bool parse_utc_ms(const char *s, size_t len, int64_t *ms)
 }
 
 struct log_line {
-    char *text;
+    char *text; /* may contain NUL bytes, so len is its length */
+    size_t len;
     int64_t ms;
 };
 
@@ -1918,13 +1934,16 @@ static int add_log_excerpt(struct fl_buf *b, const char *path, int64_t centre)
             count--;
         }
         struct log_line *slot = &ring[(head + count) % cap];
-        size_t keep =
-            (size_t)len > LOG_LINE_CHARS ? LOG_LINE_CHARS : (size_t)len;
-        slot->text = malloc(keep + 4);
+        size_t keep = utf8_prefix_len(line, (size_t)len, LOG_LINE_CHARS);
+        slot->text = malloc(keep + 3);
         if (slot->text == NULL)
             break;
         memcpy(slot->text, line, keep);
-        strcpy(slot->text + keep, keep < (size_t)len ? "..." : "");
+        slot->len = keep;
+        if (keep < (size_t)len) {
+            memcpy(slot->text + keep, "...", 3);
+            slot->len += 3;
+        }
         slot->ms = ms;
         count++;
     }
@@ -1945,7 +1964,7 @@ static int add_log_excerpt(struct fl_buf *b, const char *path, int64_t centre)
         fl_buf_adds(b, "<pre>");
     for (size_t i = 0; i < count; i++) {
         struct log_line *l = &ring[(head + i) % cap];
-        add_htmls(b, l->text);
+        add_html(b, l->text, l->len);
         fl_buf_addc(b, '\n');
         free(l->text);
     }

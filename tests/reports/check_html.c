@@ -20,7 +20,8 @@
 
 static char run_dir[256];
 
-static void write_file(const char *name, const char *text)
+/* Writes len bytes of text, which may contain NUL bytes, to run_dir/name. */
+static void write_bytes(const char *name, const char *text, size_t len)
 {
     char path[512];
     FILE *out;
@@ -28,8 +29,13 @@ static void write_file(const char *name, const char *text)
     snprintf(path, sizeof(path), "%s/%s", run_dir, name);
     out = fopen(path, "w");
     ck_assert_msg(out != NULL, "%s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), out), strlen(text));
+    ck_assert_uint_eq(fwrite(text, 1, len, out), len);
     ck_assert_int_eq(fclose(out), 0);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    write_bytes(name, text, strlen(text));
 }
 
 static char *read_page(void)
@@ -380,6 +386,43 @@ START_TEST(test_invalid_results_names_file)
 }
 END_TEST
 
+START_TEST(test_log_line_nul_shown)
+{
+    static const char log[] = "ts=2026-12-05T05:27:47.074Z msg=before\0after\n";
+    char *page;
+
+    write_valid_run();
+    write_bytes("nodes/n1.log", log, sizeof(log) - 1);
+    page = render();
+    /* The NUL is shown as U+2400 and the text after it is kept. */
+    ck_assert_ptr_nonnull(strstr(page, "msg=before\xe2\x90\x80"
+                                       "after\n"));
+    free(page);
+}
+END_TEST
+
+START_TEST(test_log_line_cut_whole_utf8)
+{
+    char line[600];
+    char expected[600];
+    char *page;
+
+    /* A two-byte character at bytes 399 and 400 straddles the 400-byte cut. */
+    memset(line, 'a', 399);
+    memcpy(line + 399, "\xc3\xa9", 2);
+    memset(line + 401, 'b', 100);
+    memcpy(line + 501, "\n", 2);
+    write_valid_run();
+    write_file("nodes/n1.log", line);
+    page = render();
+    memset(expected, 'a', 399);
+    memcpy(expected + 399, "...\n", 5);
+    ck_assert_ptr_nonnull(strstr(page, expected));
+    ck_assert_ptr_null(strstr(page, "a\xc3"));
+    free(page);
+}
+END_TEST
+
 /*
  * Forks a child that renders run_dir `times` times and exits 0 when every
  * render succeeded; returns its pid.
@@ -451,6 +494,8 @@ static Suite *html_suite(void)
     tcase_add_test(tc, test_missing_results_names_file);
     tcase_add_test(tc, test_invalid_results_names_file);
     tcase_add_test(tc, test_parallel_renders_succeed);
+    tcase_add_test(tc, test_log_line_nul_shown);
+    tcase_add_test(tc, test_log_line_cut_whole_utf8);
     suite_add_tcase(s, tc);
     return s;
 }
