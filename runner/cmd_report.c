@@ -4,6 +4,7 @@
  * and `faultline report` alone renders index.html over every run in it.
  */
 #include "cli.h"
+#include "run.h"
 
 #include "error.h"
 #include "html.h"
@@ -94,28 +95,6 @@ static int parse_options(const char *cmd, int argc, char **argv,
     return 0;
 }
 
-/* Creates dir and its missing parents. Returns 0 or -errno. */
-static int make_dirs(const char *dir)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(dir);
-
-    if (len == 0 || len >= sizeof(buf))
-        return -ENAMETOOLONG;
-    memcpy(buf, dir, len + 1);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 /* Creates the folder a database path lies in. */
 static int make_db_dir(const char *cmd, const char *path)
 {
@@ -126,7 +105,7 @@ static int make_db_dir(const char *cmd, const char *path)
     if (slash == NULL || slash == path)
         return 0;
     snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    rc = make_dirs(dir);
+    rc = run_mkdirs(dir);
     if (rc != 0)
         fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, dir,
                 strerror(-rc));
@@ -370,7 +349,7 @@ static int cmd_render(int argc, char **argv)
     db = open_db_readonly(cmd, db_path);
     if (db == NULL)
         return RUN_EXIT_USAGE;
-    rc = make_dirs(out_dir);
+    rc = run_mkdirs(out_dir);
     if (rc != 0) {
         fprintf(stderr, "faultline %s: cannot create %s: %s\n", cmd, out_dir,
                 strerror(-rc));

@@ -191,27 +191,6 @@ static int64_t now_rel(const struct run *r)
 
 /* ---- files and paths --------------------------------------------------- */
 
-static int mkdirs(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len >= sizeof(buf))
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static int write_file(const char *path, const char *data, size_t len)
 {
     FILE *f = fopen(path, "w");
@@ -381,7 +360,7 @@ static int start_node(struct run *r, struct node *n, char *err, size_t size)
     char heartbeat[16];
     char snapshot[32];
 
-    if (mkdirs(n->data_dir) != 0) {
+    if (run_mkdirs(n->data_dir) != 0) {
         int e = errno;
         say(err, size, "cannot create %s: %s", n->data_dir, strerror(e));
         return -e;
@@ -459,7 +438,7 @@ static int setup_nodes(struct run *r, char *err, size_t size)
     char nodes_dir[PATH_MAX];
 
     snprintf(nodes_dir, sizeof(nodes_dir), "%s/nodes", r->dir);
-    if (mkdirs(nodes_dir) != 0) {
+    if (run_mkdirs(nodes_dir) != 0) {
         say(err, size, "cannot create %s: %s", nodes_dir, strerror(errno));
         return -1;
     }
@@ -988,7 +967,7 @@ static int setup_store(struct run *r, const char *store)
     for (int k = 2; access(r->dir, F_OK) == 0 && k < 100; k++)
         snprintf(r->dir, sizeof(r->dir), "%s/%s/%s-s%" PRIu64 "-%d", store,
                  r->c.name, stamp, r->seed, k);
-    rc = mkdirs(r->dir);
+    rc = run_mkdirs(r->dir);
     if (rc != 0) {
         fprintf(stderr, "faultline run: cannot create %s: %s; check --store\n",
                 r->dir, fl_strerror(rc));

@@ -129,6 +129,10 @@ int run_registry_add(const char *run_id, const char *tmp_dir,
                      size_t err_size);
 void run_registry_remove(const char *run_id);
 
+/* Creates a directory and its missing parents (mode 0755). Returns 0 or
+ * -errno. */
+int run_mkdirs(const char *path);
+
 /* Removes a directory tree; used for the run's temporary directory. */
 int run_remove_tree(const char *path);
 
