@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # toolchain
   libcjson-dev libsqlite3-dev check  # libraries found with pkg-config
-  libnl-3-dev libnl-route-3-dev libnftables-dev
+  libnl-3-dev libnl-route-3-dev libnftables-dev libseccomp-dev
   nftables                           # nft, for tests that inspect rules
   chromium                           # the browser test of the reports
   sqlite3                            # the database tests' integrity check
