@@ -57,10 +57,12 @@ enum op_type { OP_OK, OP_FAIL, OP_INFO, OP_OPEN };
 
 /* One operation: an invocation and its completion, if any. */
 struct op {
-    int64_t start;        /* ns since run start */
-    int64_t end;          /* ns; -1 for info and never-completed operations */
+    int64_t start;   /* ns since run start */
+    int64_t end;     /* ns; -1 for info and never-completed operations */
+    int64_t info_at; /* ns of an info completion, or -1 */
+    int64_t process;
     uint64_t invoke_line; /* matches invoke_line in the checker's output */
-    uint32_t lane;        /* process id until the lanes are sorted */
+    uint32_t lane;        /* index into report.lanes */
     uint32_t f;           /* id in names */
     int64_t key;          /* id in names, or -1 */
     int64_t value;        /* id in values, or -1 */
@@ -84,8 +86,11 @@ struct report {
     struct op *ops;
     size_t n_ops;
     size_t ops_cap;
-    int64_t *lanes; /* process id of each lane, ascending */
+    /* Each lane's client thread, or -1 for a lane of final reads, when
+     * lanes_are_threads; otherwise each lane's process, ascending. */
+    int64_t *lanes;
     size_t n_lanes;
+    bool lanes_are_threads;
     struct fl_strtab names;  /* f and key strings */
     struct fl_strtab values; /* value texts */
 
@@ -365,8 +370,9 @@ static int add_invocation(struct report *r, const struct fl_hist_event *ev,
     memset(op, 0, sizeof(*op));
     op->start = ev->time;
     op->end = -1;
+    op->info_at = -1;
+    op->process = ev->process;
     op->invoke_line = ev->line;
-    op->lane = (uint32_t)ev->process;
     op->type = OP_OPEN;
     op->key = -1;
     op->value = -1;
@@ -409,6 +415,8 @@ static int add_completion(struct report *r, const struct fl_hist_event *ev,
                                           : OP_INFO;
     if (op->type != OP_INFO)
         op->end = ev->time;
+    else
+        op->info_at = ev->time;
     /* A read's result comes with its completion: show it after an arrow. */
     if (ev->has_value && ev->value.kind != FL_JSON_NULL) {
         rc = intern_value(r, &ev->value, scratch, &out);
@@ -435,17 +443,20 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Replaces each operation's process id with the index of its lane. */
-static int assign_lanes(struct report *r)
+/* Gives each process a lane of its own, in ascending process order. */
+static int assign_process_lanes(struct report *r)
 {
     struct fl_map64 seen;
     int inserted;
     size_t cap = 0;
     int rc = 0;
 
+    r->n_lanes = 0;
+    r->lanes_are_threads = false;
     fl_map64_init(&seen, NULL);
     for (size_t i = 0; i < r->n_ops; i++) {
-        uint64_t *slot = fl_map64_put(&seen, r->ops[i].lane, &inserted);
+        uint64_t *slot =
+            fl_map64_put(&seen, (uint64_t)r->ops[i].process, &inserted);
         if (slot == NULL) {
             rc = -ENOMEM;
             goto out;
@@ -456,17 +467,232 @@ static int assign_lanes(struct report *r)
                             sizeof(*r->lanes), NULL);
         if (rc != 0)
             goto out;
-        r->lanes[r->n_lanes++] = r->ops[i].lane;
+        r->lanes[r->n_lanes++] = r->ops[i].process;
     }
     if (r->n_lanes > 1)
         qsort(r->lanes, r->n_lanes, sizeof(*r->lanes), cmp_i64);
     for (size_t i = 0; i < r->n_lanes; i++)
         *fl_map64_put(&seen, (uint64_t)r->lanes[i], &inserted) = i;
     for (size_t i = 0; i < r->n_ops; i++)
-        r->ops[i].lane = (uint32_t)*fl_map64_get(&seen, r->ops[i].lane);
+        r->ops[i].lane =
+            (uint32_t)*fl_map64_get(&seen, (uint64_t)r->ops[i].process);
 out:
     fl_map64_destroy(&seen);
     return rc;
+}
+
+/* Returns when the client that ran op could start its next operation. */
+static int64_t busy_until(const struct op *op)
+{
+    if (op->end >= 0)
+        return op->end;
+    if (op->info_at >= 0)
+        return op->info_at;
+    return INT64_MAX;
+}
+
+struct process_span {
+    int64_t process;
+    int64_t first_start; /* invocation of its first operation */
+    int64_t last_busy;   /* busy_until of its last operation */
+};
+
+static int cmp_spans(const void *a, const void *b)
+{
+    const struct process_span *x = a, *y = b;
+    return (x->process > y->process) - (x->process < y->process);
+}
+
+/*
+ * Sets *base to the lowest process P such that every process from P up
+ * invokes its first operation after every process below P finished its
+ * last one, or INT64_MAX when there is none. The final reads start after
+ * the workload stopped, with processes above every workload process, so
+ * they are among the processes from *base up.
+ */
+static int find_final_base(const struct report *r, int64_t *base)
+{
+    struct process_span *spans = NULL;
+    int64_t *later_start = NULL;
+    struct fl_map64 index;
+    size_t n = 0, cap = 0;
+    int64_t busy = INT64_MIN;
+    int inserted;
+    int rc = 0;
+
+    *base = INT64_MAX;
+    fl_map64_init(&index, NULL);
+    for (size_t i = 0; i < r->n_ops; i++) {
+        const struct op *op = &r->ops[i];
+        uint64_t *slot = fl_map64_put(&index, (uint64_t)op->process, &inserted);
+        if (slot == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (inserted) {
+            rc = fl_vec_reserve((void **)&spans, &cap, n + 1, sizeof(*spans),
+                                NULL);
+            if (rc != 0)
+                goto out;
+            spans[n] = (struct process_span){op->process, op->start, 0};
+            *slot = n++;
+        }
+        spans[*slot].last_busy = busy_until(op);
+    }
+    if (n < 2)
+        goto out;
+    qsort(spans, n, sizeof(*spans), cmp_spans);
+    /* later_start[i] is the earliest first invocation of spans i..n-1. */
+    later_start = malloc(n * sizeof(*later_start));
+    if (later_start == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    later_start[n - 1] = spans[n - 1].first_start;
+    for (size_t i = n - 1; i-- > 0;)
+        later_start[i] = spans[i].first_start < later_start[i + 1]
+                             ? spans[i].first_start
+                             : later_start[i + 1];
+    for (size_t i = 1; i < n; i++) {
+        if (spans[i - 1].last_busy > busy)
+            busy = spans[i - 1].last_busy;
+        if (later_start[i] >= busy) {
+            *base = spans[i].process;
+            break;
+        }
+    }
+out:
+    free(later_start);
+    free(spans);
+    fl_map64_destroy(&index);
+    return rc;
+}
+
+/* Appends a lane for thread to r->lanes; returns its index or -ENOMEM. */
+static long add_lane(struct report *r, size_t *cap, int64_t thread)
+{
+    if (fl_vec_reserve((void **)&r->lanes, cap, r->n_lanes + 1,
+                       sizeof(*r->lanes), NULL) != 0)
+        return -ENOMEM;
+    r->lanes[r->n_lanes] = thread;
+    return (long)r->n_lanes++;
+}
+
+/*
+ * Puts process p in lane p mod concurrency, its client thread: a client of
+ * the register workload runs one operation at a time and, after an info,
+ * goes on as process p + concurrency. A final read whose thread's lane is
+ * busy takes the first free lane, or a new lane of final reads. Returns 1
+ * when every operation fits, 0 when two operations of one lane would
+ * overlap (the history does not follow that pattern), or a negative error.
+ */
+static int assign_thread_lanes(struct report *r, int64_t concurrency)
+{
+    struct fl_map64 lane_of; /* process to lane */
+    int64_t *busy = NULL;    /* per lane, as busy_until */
+    size_t busy_cap = 0, lanes_cap = 0;
+    int64_t final_base;
+    int inserted;
+    int rc;
+
+    rc = find_final_base(r, &final_base);
+    if (rc != 0)
+        return rc;
+    r->n_lanes = 0;
+    r->lanes_are_threads = true;
+    fl_map64_init(&lane_of, NULL);
+    rc = fl_vec_reserve((void **)&busy, &busy_cap, (size_t)concurrency,
+                        sizeof(*busy), NULL);
+    for (int64_t t = 0; rc == 0 && t < concurrency; t++) {
+        busy[t] = INT64_MIN;
+        if (add_lane(r, &lanes_cap, t) < 0)
+            rc = -ENOMEM;
+    }
+    rc = rc != 0 ? rc : 1;
+    for (size_t i = 0; i < r->n_ops && rc == 1; i++) {
+        struct op *op = &r->ops[i];
+        uint64_t *slot;
+        long lane;
+
+        if (op->process < 0) {
+            rc = 0;
+            break;
+        }
+        slot = fl_map64_put(&lane_of, (uint64_t)op->process, &inserted);
+        if (slot == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        lane = inserted ? op->process % concurrency : (long)*slot;
+        if (busy[lane] > op->start) {
+            if (!inserted || op->process < final_base) {
+                rc = 0;
+                break;
+            }
+            for (lane = 0; (size_t)lane < r->n_lanes; lane++)
+                if (busy[lane] <= op->start)
+                    break;
+            if ((size_t)lane == r->n_lanes) {
+                lane = add_lane(r, &lanes_cap, -1);
+                if (lane < 0 ||
+                    fl_vec_reserve((void **)&busy, &busy_cap, r->n_lanes,
+                                   sizeof(*busy), NULL) != 0) {
+                    rc = -ENOMEM;
+                    break;
+                }
+            }
+        }
+        *slot = (uint64_t)lane;
+        busy[lane] = busy_until(op);
+        op->lane = (uint32_t)lane;
+    }
+    free(busy);
+    fl_map64_destroy(&lane_of);
+    return rc;
+}
+
+/* Drops the lanes that hold no operation and renumbers the rest. */
+static int drop_empty_lanes(struct report *r)
+{
+    uint32_t *renumber = calloc(r->n_lanes ? r->n_lanes : 1, sizeof(*renumber));
+    size_t kept = 0;
+
+    if (renumber == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n_ops; i++)
+        renumber[r->ops[i].lane] = 1;
+    for (size_t l = 0; l < r->n_lanes; l++) {
+        if (renumber[l] == 0)
+            continue;
+        r->lanes[kept] = r->lanes[l];
+        renumber[l] = (uint32_t)kept++;
+    }
+    for (size_t i = 0; i < r->n_ops; i++)
+        r->ops[i].lane = renumber[r->ops[i].lane];
+    r->n_lanes = kept;
+    free(renumber);
+    return 0;
+}
+
+/*
+ * Sets each operation's lane: one lane per client thread when campaign.json
+ * gives workload.concurrency and the history fits it, else one per process.
+ */
+static int assign_lanes(struct report *r)
+{
+    const struct fl_json *workload = fl_json_get(&r->campaign, "workload");
+    double concurrency = 0;
+    int rc;
+
+    if (workload != NULL && json_num(workload, "concurrency", &concurrency) &&
+        concurrency >= 1 && concurrency <= 65536) {
+        rc = assign_thread_lanes(r, (int64_t)concurrency);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return drop_empty_lanes(r);
+    }
+    return assign_process_lanes(r);
 }
 
 /*
@@ -1246,10 +1472,11 @@ static int add_throughput_chart(struct report *r)
 
 /*
  * Draws the window [t0, t1] of FL_RUN into #tl. Times are microseconds
- * since the run start. FL_RUN.ops holds 7 numbers per operation, in
- * invocation order: lane, start, duration (-1 without a completion), type
- * (0 ok, 1 fail, 2 info, 3 no completion), f and key (indices into names,
- * key -1 when absent) and value (index into vals, or -1).
+ * since the run start. FL_RUN.lanes holds each lane's label. FL_RUN.ops
+ * holds 8 numbers per operation, in invocation order: lane, start, duration
+ * (to the info for an info, -1 without a completion), type (0 ok, 1 fail,
+ * 2 info, 3 no completion), f and key (indices into names, key -1 when
+ * absent), value (index into vals, or -1) and process.
  */
 static const char *const timeline_js[] = {
     "(function () {\n",
@@ -1262,8 +1489,10 @@ static const char *const timeline_js[] = {
     "  var startInput = document.getElementById('tl-start');\n",
     "  var widthInput = document.getElementById('tl-width');\n",
     "  var NS = svg.namespaceURI;\n",
-    "  var ops = D.ops, W = 7, n = Math.floor(ops.length / W);\n",
+    "  var ops = D.ops, W = 8, n = Math.floor(ops.length / W);\n",
     "  var LANE = 14, TOP = 34, LEFT = 56, MAXBARS = 6000;\n",
+    "  for (var l = 0; l < D.lanes.length; l++)\n",
+    "    LEFT = Math.max(LEFT, 12 + 6.5 * D.lanes[l].length);\n",
     "  var COLOUR = ['#43a047', '#e53935', '#fb8c00', '#fb8c00'];\n",
     "  var TYPES = ['ok', 'fail', 'info', 'no completion'];\n",
     "  var t0 = D.win[0], t1 = D.win[1], pinned = -1;\n",
@@ -1280,11 +1509,15 @@ static const char *const timeline_js[] = {
     "  }\n",
     "  function describe(i) {\n",
     "    var k = i * W, s = ops[k + 1], d = ops[k + 2];\n",
-    "    var t = 'process ' + D.lanes[ops[k]] + '  ' + D.names[ops[k + 4]];\n",
+    "    var t = 'process ' + ops[k + 7] + ' (' + D.lanes[ops[k]] + ')  ' +\n",
+    "      D.names[ops[k + 4]];\n",
     "    if (ops[k + 5] >= 0) t += ' ' + D.names[ops[k + 5]];\n",
     "    if (ops[k + 6] >= 0) t += ' ' + D.vals[ops[k + 6]];\n",
     "    t += '  ' + TYPES[ops[k + 3]] + '\\ninvoked at ' + ms(s);\n",
     "    if (d < 0) t += ', no completion';\n",
+    "    else if (ops[k + 3] === 2)\n",
+    "      t += ', info at ' + ms(s + d) + '; may have taken effect any ' +\n",
+    "        'time after its invocation';\n",
     "    else t += ', completed at ' + ms(s + d) + ', latency ' + ms(d);\n",
     "    if (i === D.focus) t += '\\nthis operation cannot be linearized';\n",
     "    return t;\n",
@@ -1327,7 +1560,7 @@ static const char *const timeline_js[] = {
     "    for (var l = 0; l < D.lanes.length; l++)\n",
     "      el('text', {x: 2, y: TOP + l * LANE + 10, fill: '#333'})",
     ".textContent =\n",
-    "        'p' + D.lanes[l];\n",
+    "        D.lanes[l];\n",
     "    var shown = 0, total = 0;\n",
     "    for (var i = 0; i < n; i++) {\n",
     "      var k = i * W, s = ops[k + 1];\n",
@@ -1468,19 +1701,26 @@ static void add_timeline(struct report *r)
     struct fl_buf *b = &r->page;
     int64_t from, to;
 
-    fl_buf_adds(
-        b, "<h2 id=\"timeline\">Timeline</h2>\n<p class=\"muted\">One lane per "
-           "process; each bar runs from invocation to completion "
-           "(green ok, red fail, orange info or no completion, which "
-           "run to the end of the run). Shaded bands are faults. "
-           "Hover over or click a bar for the operation.</p>\n"
-           "<div class=\"controls\">"
-           "<button id=\"tl-earlier\">&#9664; earlier</button>"
-           "<button id=\"tl-later\">later &#9654;</button>"
-           "<button id=\"tl-in\">zoom in</button>"
-           "<button id=\"tl-out\">zoom out</button>"
-           "<button id=\"tl-all\">whole run</button>"
-           "<button id=\"tl-home\">");
+    fl_buf_adds(b, "<h2 id=\"timeline\">Timeline</h2>\n<p class=\"muted\">");
+    if (r->lanes_are_threads)
+        fl_buf_adds(b, "One lane per client thread: after an info the "
+                       "client goes on as a new process on the same thread, "
+                       "and the final reads take any free lane. ");
+    else
+        fl_buf_adds(b, "One lane per process. ");
+    fl_buf_adds(b,
+                "Each bar runs from invocation to completion: green ok, red "
+                "fail, orange info (up to the time the client gave up, though "
+                "the operation may take effect later) or no completion (to the "
+                "end of the run). Shaded bands are faults. "
+                "Hover over or click a bar for the operation.</p>\n"
+                "<div class=\"controls\">"
+                "<button id=\"tl-earlier\">&#9664; earlier</button>"
+                "<button id=\"tl-later\">later &#9654;</button>"
+                "<button id=\"tl-in\">zoom in</button>"
+                "<button id=\"tl-out\">zoom out</button>"
+                "<button id=\"tl-all\">whole run</button>"
+                "<button id=\"tl-home\">");
     fl_buf_adds(b, r->focus_op >= 0 ? "failed operation" : "start");
     fl_buf_adds(b, "</button> start <input id=\"tl-start\"> s, width "
                    "<input id=\"tl-width\"> s <button id=\"tl-go\">show"
@@ -1490,8 +1730,15 @@ static void add_timeline(struct report *r)
 
     initial_window(r, &from, &to);
     fl_buf_adds(b, "<script>\nwindow.FL_RUN = {\"lanes\":[");
-    for (size_t i = 0; i < r->n_lanes; i++)
-        fl_buf_printf(b, "%s%" PRId64, i ? "," : "", r->lanes[i]);
+    for (size_t i = 0; i < r->n_lanes; i++) {
+        const char *sep = i ? "," : "";
+        if (!r->lanes_are_threads)
+            fl_buf_printf(b, "%s\"process %" PRId64 "\"", sep, r->lanes[i]);
+        else if (r->lanes[i] >= 0)
+            fl_buf_printf(b, "%s\"client %" PRId64 "\"", sep, r->lanes[i]);
+        else
+            fl_buf_printf(b, "%s\"final reads\"", sep);
+    }
     fl_buf_adds(b, "],\"names\":");
     add_strtab_js(b, &r->names);
     fl_buf_adds(b, ",\"vals\":");
@@ -1511,12 +1758,13 @@ static void add_timeline(struct report *r)
                   from / 1000, to / 1000);
     for (size_t i = 0; i < r->n_ops; i++) {
         const struct op *op = &r->ops[i];
+        int64_t end = op->end >= 0 ? op->end : op->info_at;
         fl_buf_printf(b,
                       "%s%" PRIu32 ",%" PRId64 ",%" PRId64 ",%d,%" PRIu32
-                      ",%" PRId64 ",%" PRId64,
+                      ",%" PRId64 ",%" PRId64 ",%" PRId64,
                       i ? "," : "", op->lane, op->start / 1000,
-                      op->end >= 0 ? (op->end - op->start) / 1000 : -1,
-                      (int)op->type, op->f, op->key, op->value);
+                      end >= 0 ? end / 1000 - op->start / 1000 : -1,
+                      (int)op->type, op->f, op->key, op->value, op->process);
         if (i % 16 == 15)
             fl_buf_addc(b, '\n');
     }

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,6 +424,115 @@ START_TEST(test_log_line_cut_whole_utf8)
 }
 END_TEST
 
+/* Appends an event of process p at ms milliseconds to history. */
+static void add_event(char *history, size_t size, int p, int ms,
+                      const char *type)
+{
+    size_t used = strlen(history);
+
+    snprintf(history + used, size - used,
+             "{\"time\":%d000000,\"process\":%d,\"type\":\"%s\","
+             "\"f\":\"write\",\"key\":\"k1\",\"value\":%d}\n",
+             ms, p, type, p);
+}
+
+/*
+ * Four client threads: processes 0 to 3 each end in an info and go on as 4
+ * to 7, then six final writes (processes 8 to 13) run at once, standing in
+ * for the final reads.
+ */
+static void write_info_run(bool with_campaign)
+{
+    char history[8192] = "";
+    size_t size = sizeof(history);
+
+    write_file("results.json", "{\"campaign\":\"c\",\"verdict\":\"valid\"}");
+    if (with_campaign)
+        write_file("campaign.json",
+                   "{\"name\":\"c\",\"workload\":"
+                   "{\"kind\":\"register\",\"concurrency\":4}}");
+    for (int p = 0; p < 4; p++)
+        add_event(history, size, p, 10 + p, "invoke");
+    for (int p = 0; p < 4; p++)
+        add_event(history, size, p, 20 + p, "info");
+    for (int p = 4; p < 8; p++)
+        add_event(history, size, p, 30 + p, "invoke");
+    for (int p = 4; p < 8; p++)
+        add_event(history, size, p, 40 + p, "ok");
+    for (int p = 8; p < 14; p++)
+        add_event(history, size, p, 60 + p, "invoke");
+    for (int p = 8; p < 14; p++)
+        add_event(history, size, p, 80 + p, "ok");
+    write_file("history.jsonl", history);
+}
+
+START_TEST(test_lanes_fold_by_thread)
+{
+    char *page;
+
+    write_info_run(true);
+    page = render();
+    ck_assert_ptr_nonnull(strstr(page, "\"lanes\":[\"client 0\",\"client 1\","
+                                       "\"client 2\",\"client 3\","
+                                       "\"final reads\",\"final reads\"]"));
+    /* Process 5 runs on thread 1 after process 1's info: lane 1. */
+    ck_assert_ptr_nonnull(strstr(page, ",1,35000,10000,0,0,1,"));
+    ck_assert_ptr_nonnull(strstr(page, "One lane per client thread"));
+    free(page);
+}
+END_TEST
+
+START_TEST(test_lanes_per_process_without_concurrency)
+{
+    char *page;
+
+    write_info_run(false);
+    page = render();
+    ck_assert_ptr_nonnull(
+        strstr(page, "\"lanes\":[\"process 0\",\"process 1\","));
+    ck_assert_ptr_nonnull(strstr(page, "\"process 13\"]"));
+    ck_assert_ptr_nonnull(strstr(page, "One lane per process."));
+    free(page);
+}
+END_TEST
+
+START_TEST(test_lanes_per_process_when_threads_overlap)
+{
+    char *page;
+
+    /* Processes 0 and 2 overlap, so they cannot share a thread of two. */
+    write_file("results.json", "{\"campaign\":\"c\",\"verdict\":\"valid\"}");
+    write_file("campaign.json", "{\"workload\":{\"concurrency\":2}}");
+    write_file("history.jsonl",
+               "{\"time\":1,\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n"
+               "{\"time\":2,\"process\":2,\"type\":\"invoke\",\"f\":\"read\"}\n"
+               "{\"time\":3,\"process\":0,\"type\":\"ok\",\"f\":\"read\","
+               "\"value\":null}\n"
+               "{\"time\":4,\"process\":2,\"type\":\"ok\",\"f\":\"read\","
+               "\"value\":null}\n"
+               "{\"time\":5,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n"
+               "{\"time\":6,\"process\":1,\"type\":\"ok\",\"f\":\"read\","
+               "\"value\":null}\n");
+    page = render();
+    ck_assert_ptr_nonnull(strstr(page, "\"lanes\":[\"process 0\",\"process 1\","
+                                       "\"process 2\"]"));
+    free(page);
+}
+END_TEST
+
+START_TEST(test_info_keeps_completion_time)
+{
+    char *page;
+
+    write_info_run(true);
+    page = render();
+    /* Process 0: invoked at 10 ms, info at 20 ms, so a 10 ms bar. */
+    ck_assert_ptr_nonnull(strstr(page, "\"ops\":[0,10000,10000,2,0,1,"));
+    ck_assert_ptr_nonnull(strstr(page, "info at "));
+    free(page);
+}
+END_TEST
+
 /*
  * Forks a child that renders run_dir `times` times and exits 0 when every
  * render succeeded; returns its pid.
@@ -496,6 +606,10 @@ static Suite *html_suite(void)
     tcase_add_test(tc, test_parallel_renders_succeed);
     tcase_add_test(tc, test_log_line_nul_shown);
     tcase_add_test(tc, test_log_line_cut_whole_utf8);
+    tcase_add_test(tc, test_lanes_fold_by_thread);
+    tcase_add_test(tc, test_lanes_per_process_without_concurrency);
+    tcase_add_test(tc, test_lanes_per_process_when_threads_overlap);
+    tcase_add_test(tc, test_info_keeps_completion_time);
     suite_add_tcase(s, tc);
     return s;
 }
