@@ -1476,7 +1476,10 @@ static int add_throughput_chart(struct report *r)
  * holds 8 numbers per operation, in invocation order: lane, start, duration
  * (to the info for an info, -1 without a completion), type (0 ok, 1 fail,
  * 2 info, 3 no completion), f and key (indices into names, key -1 when
- * absent), value (index into vals, or -1) and process.
+ * absent), value (index into vals, or -1) and process. FL_RUN.keep lists the
+ * operations drawn in every window that holds them: the failed operation and
+ * those concurrent with it. A window of more than MAXBARS operations draws
+ * every (total / MAXBARS)-th of them in invocation order, plus those.
  */
 static const char *const timeline_js[] = {
     "(function () {\n",
@@ -1496,6 +1499,8 @@ static const char *const timeline_js[] = {
     "  var COLOUR = ['#43a047', '#e53935', '#fb8c00', '#fb8c00'];\n",
     "  var TYPES = ['ok', 'fail', 'info', 'no completion'];\n",
     "  var t0 = D.win[0], t1 = D.win[1], pinned = -1;\n",
+    "  var keep = new Uint8Array(n);\n",
+    "  for (var j = 0; j < D.keep.length; j++) keep[D.keep[j]] = 1;\n",
     "  function el(name, attrs) {\n",
     "    var e = document.createElementNS(NS, name);\n",
     "    for (var k in attrs) e.setAttribute(k, attrs[k]);\n",
@@ -1561,14 +1566,23 @@ static const char *const timeline_js[] = {
     "      el('text', {x: 2, y: TOP + l * LANE + 10, fill: '#333'})",
     ".textContent =\n",
     "        D.lanes[l];\n",
-    "    var shown = 0, total = 0;\n",
+    /* Counts the window's operations, then draws at most MAXBARS of them
+     * spread evenly in invocation order, and the kept ones. */
+    "    var total = 0, last = n;\n",
     "    for (var i = 0; i < n; i++) {\n",
+    "      if (ops[i * W + 1] > t1) { last = i; break; }\n",
+    "      if (opEnd(i) >= t0) total++;\n",
+    "    }\n",
+    "    var shown = 0, seen = 0;\n",
+    "    for (var i = 0; i < last; i++) {\n",
     "      var k = i * W, s = ops[k + 1];\n",
-    "      if (s > t1) break;\n",
     "      var e = opEnd(i);\n",
     "      if (e < t0) continue;\n",
-    "      total++;\n",
-    "      if (shown >= MAXBARS && i !== D.focus && i !== pinned) continue;\n",
+    "      var pick = total <= MAXBARS ||\n",
+    "        Math.floor((seen + 1) * MAXBARS / total) >\n",
+    "        Math.floor(seen * MAXBARS / total);\n",
+    "      seen++;\n",
+    "      if (!pick && !keep[i] && i !== pinned) continue;\n",
     "      shown++;\n",
     "      var a = X(Math.max(s, t0)), z = X(Math.min(e, t1));\n",
     "      var r = el('rect', {x: a, y: TOP + ops[k] * LANE + 1,\n",
@@ -1581,9 +1595,11 @@ static const char *const timeline_js[] = {
     "      }\n",
     "    }\n",
     "    status.textContent = 'window ' + (t0 / 1e6).toFixed(3) + ' s to ' +\n",
-    "      (t1 / 1e6).toFixed(3) + ' s: ' + total + ' operations' +\n",
-    "      (shown < total ? ', ' + shown + ' drawn (zoom in to see all)' : ",
-    "'');\n",
+    "      (t1 / 1e6).toFixed(3) + ' s: ' + (shown < total ?\n",
+    "      shown + ' of ' + total + ' operations drawn, spread evenly' +\n",
+    "      (D.keep.length ? ', with the failed operation and those ' +\n",
+    "      'concurrent with it' : '') + ' (zoom in to see all)' :\n",
+    "      total + ' operations');\n",
     "  }\n",
     "  function setWindow(a, b) {\n",
     "    var limit = Math.max(D.end, 1), w = Math.max(b - a, 10);\n",
@@ -1696,6 +1712,26 @@ static void initial_window(const struct report *r, int64_t *from, int64_t *to)
     *to = *from + width;
 }
 
+/* Appends "keep":[...]: the failed operation and those concurrent with it. */
+static void add_kept_ops(struct report *r)
+{
+    struct fl_buf *b = &r->page;
+    const struct fl_json *list = lin_anomalies(r);
+    const struct fl_json *conc = NULL;
+
+    fl_buf_adds(b, "\"keep\":[");
+    if (r->focus_op >= 0) {
+        fl_buf_printf(b, "%ld", r->focus_op);
+        conc = json_array(&list->u.array.items[0], "concurrent");
+    }
+    for (size_t i = 0; conc && i < conc->u.array.count; i++) {
+        long k = find_op_of(r, &conc->u.array.items[i]);
+        if (k >= 0)
+            fl_buf_printf(b, ",%ld", k);
+    }
+    fl_buf_adds(b, "],\n");
+}
+
 static void add_timeline(struct report *r)
 {
     struct fl_buf *b = &r->page;
@@ -1753,9 +1789,11 @@ static void add_timeline(struct report *r)
     }
     fl_buf_printf(b,
                   "],\"end\":%" PRId64 ",\"focus\":%ld,\"win\":[%" PRId64
-                  ",%" PRId64 "],\n\"ops\":[",
+                  ",%" PRId64 "],\n",
                   r->end_ns / 1000 > 0 ? r->end_ns / 1000 : 1, r->focus_op,
                   from / 1000, to / 1000);
+    add_kept_ops(r);
+    fl_buf_adds(b, "\"ops\":[");
     for (size_t i = 0; i < r->n_ops; i++) {
         const struct op *op = &r->ops[i];
         int64_t end = op->end >= 0 ? op->end : op->info_at;
