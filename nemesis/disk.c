@@ -22,6 +22,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -130,7 +131,8 @@ struct nem_disk {
     size_t n_faults;
     struct nem_disk_stats stats;
 
-    pid_t pid; /* 0 when no program runs */
+    int netns_fd; /* network namespace for programs, or -1; borrowed */
+    pid_t pid;    /* 0 when no program runs */
     int pidfd;
     int notify_fd;
     pthread_t thread;
@@ -1611,6 +1613,8 @@ static void child(const struct nem_disk *d, char *const argv[], int log_fd,
     if (getppid() != parent)
         _exit(127);
     setpgid(0, 0);
+    if (d->netns_fd >= 0 && setns(d->netns_fd, CLONE_NEWNET) != 0)
+        goto fail;
     if (log_fd >= 0 &&
         (dup2(log_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0))
         goto fail;
@@ -1764,6 +1768,7 @@ int nem_disk_create(const char *data_dir, const char *stash_dir,
         return fl_errorf(err, err_size, -ENOMEM, "out of memory");
     d->pid = 0;
     d->pidfd = d->notify_fd = -1;
+    d->netns_fd = -1;
     if (realpath(data_dir, d->data_dir) == NULL) {
         rc = fl_errorf(err, err_size, -errno, "data directory %s: %s", data_dir,
                        strerror(errno));
@@ -1802,6 +1807,11 @@ int nem_disk_create(const char *data_dir, const char *stash_dir,
     pthread_mutex_init(&d->lock, NULL);
     *out = d;
     return 0;
+}
+
+void nem_disk_set_netns(struct nem_disk *d, int netns_fd)
+{
+    d->netns_fd = netns_fd;
 }
 
 pid_t nem_disk_pid(const struct nem_disk *d)

@@ -154,6 +154,14 @@ void nem_disk_destroy(struct nem_disk *d);
 int nem_disk_start(struct nem_disk *d, char *const argv[],
                    const char *log_path);
 
+/*
+ * Makes later programs enter the network namespace netns_fd (an open
+ * /proc/PID/ns/net or nsfs descriptor) before exec; -1, the default,
+ * leaves them in the caller's. The descriptor is borrowed and must stay
+ * open while nem_disk_start runs.
+ */
+void nem_disk_set_netns(struct nem_disk *d, int netns_fd);
+
 /* The running program's pid, or 0. */
 pid_t nem_disk_pid(const struct nem_disk *d);
 
