@@ -27,8 +27,9 @@
 #define CAMPAIGN_MAX_BYTES (1u << 20)
 
 static const char *const fault_names[CAMP_FAULT__COUNT] = {
-    "kill",   "pause",   "halves", "majority-ring", "isolate-primary",
-    "bridge", "one-way", "loss",   "delay",
+    "kill",      "pause",     "halves", "majority-ring", "isolate-primary",
+    "bridge",    "one-way",   "loss",   "delay",         "lose-unsynced",
+    "fsync-eio", "write-eio",
 };
 
 static const char *const target_names[] = {
@@ -884,5 +885,20 @@ bool camp_fault_has_targets(enum camp_fault_kind kind)
 
 bool camp_fault_is_network(enum camp_fault_kind kind)
 {
-    return kind != CAMP_FAULT_KILL && kind != CAMP_FAULT_PAUSE;
+    return kind != CAMP_FAULT_KILL && kind != CAMP_FAULT_PAUSE &&
+           !camp_fault_is_disk(kind);
+}
+
+bool camp_fault_is_disk(enum camp_fault_kind kind)
+{
+    return kind == CAMP_FAULT_LOSE_UNSYNCED || kind == CAMP_FAULT_FSYNC_EIO ||
+           kind == CAMP_FAULT_WRITE_EIO;
+}
+
+bool camp_has_disk_faults(const struct camp_campaign *c)
+{
+    for (size_t i = 0; i < c->n_faults; i++)
+        if (camp_fault_is_disk(c->faults[i].kind))
+            return true;
+    return false;
 }

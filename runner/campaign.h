@@ -36,6 +36,9 @@ enum camp_fault_kind {
     CAMP_FAULT_ONE_WAY,         /* targets hear nothing; the rest hear them */
     CAMP_FAULT_LOSS,            /* packets into targets dropped at random */
     CAMP_FAULT_DELAY,           /* netem delay; needs sch_netem */
+    CAMP_FAULT_LOSE_UNSYNCED,   /* SIGKILL and roll back unsynced changes */
+    CAMP_FAULT_FSYNC_EIO,       /* the next fsync or fdatasync fails, EIO */
+    CAMP_FAULT_WRITE_EIO,       /* the next write to a data file fails, EIO */
     CAMP_FAULT__COUNT,
 };
 
@@ -99,7 +102,7 @@ struct camp_campaign {
     size_t n_faults;
     double interval_s;       /* mean gap between faults */
     double fault_duration_s; /* mean length of a fault */
-    double restart_delay_s;  /* kill: mean time down before the restart */
+    double restart_delay_s;  /* kill, lose-unsynced: mean time down */
     double start_s;          /* no fault before this */
     double quiet_s;          /* after the final heal, before final reads */
 
@@ -133,5 +136,12 @@ bool camp_fault_has_targets(enum camp_fault_kind kind);
 
 /* True for partitions, one-way, loss and delay. */
 bool camp_fault_is_network(enum camp_fault_kind kind);
+
+/* True for lose-unsynced, fsync-eio and write-eio: a campaign with one of
+ * them runs every node under the disk-fault supervisor (nemesis/disk.h). */
+bool camp_fault_is_disk(enum camp_fault_kind kind);
+
+/* True when the campaign lists a disk fault. */
+bool camp_has_disk_faults(const struct camp_campaign *c);
 
 #endif

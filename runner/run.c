@@ -25,6 +25,9 @@
 #include "register.h"
 #include "rng.h"
 #include "store.h"
+/* By path: sim/disk.h, the simulated disk, comes first on the include
+ * path. */
+#include "../nemesis/disk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -86,15 +89,23 @@ static const char repro_help[] =
     "same nodes. Real processes add timing of their own, so a repro\n"
     "replays the faults exactly, not every interleaving.\n";
 
+/* A node runs as a plain process (proc), or under the disk-fault
+ * supervisor (disk) when the campaign has disk faults. With disk set,
+ * proc.pid, proc.stopped and proc.status mirror the supervised program
+ * and proc.pidfd stays -1, because the supervisor owns and reaps the
+ * child. */
 struct node {
     unsigned id;
     struct nem_proc proc;
+    struct nem_disk *disk;
     char client_addr[64];
     char peer_addr[64];
     char data_dir[PATH_MAX];
     char log_path[PATH_MAX];
     bool killed;        /* by the nemesis; restarted when the fault stops */
     int64_t restart_at; /* after an exit the nemesis did not cause */
+    unsigned eio_armed; /* fsync-eio and write-eio faults active on it */
+    uint64_t eio_fired; /* the supervisor's faults_fired when armed */
 };
 
 struct run {
@@ -106,6 +117,7 @@ struct run {
     char bin_raftd[PATH_MAX];
     char bin_kvd[PATH_MAX];
     bool namespaces;
+    bool disk_faults; /* nodes run under nemesis/disk.h */
     bool registered;
     struct nem_net *net;
     int root_ns;
@@ -349,6 +361,93 @@ static unsigned find_primary(struct run *r)
 
 /* ---- nodes ------------------------------------------------------------- */
 
+/* Reaps the node if it exited, like nem_proc_poll: returns 1 with
+ * n->proc.status set and pid cleared, 0 while it runs, or an error. */
+static int node_poll(struct node *n)
+{
+    int rc;
+
+    if (n->disk == NULL)
+        return nem_proc_poll(&n->proc);
+    if (n->proc.pid == 0)
+        return 0;
+    rc = nem_disk_wait(n->disk, 0, &n->proc.status);
+    if (rc == 1) {
+        n->proc.pid = 0;
+        n->proc.stopped = false;
+    }
+    return rc;
+}
+
+/* Sends sig to a running node, tracking SIGSTOP and SIGCONT. A supervised
+ * program is this process's unreaped child, so its pid cannot be reused
+ * before nem_disk_wait reaps it. */
+static void node_signal(struct node *n, int sig)
+{
+    if (n->disk == NULL) {
+        nem_proc_signal(&n->proc, sig);
+        return;
+    }
+    if (n->proc.pid == 0 || kill(n->proc.pid, sig) != 0)
+        return;
+    if (sig == SIGSTOP)
+        n->proc.stopped = true;
+    else if (sig == SIGCONT)
+        n->proc.stopped = false;
+}
+
+/* Stops a node like nem_proc_stop: continues it, sends sig, waits up to
+ * timeout_ms, then SIGKILLs it. A supervised node's undo log stays, as a
+ * machine's page cache outlives a process. */
+static void node_stop(struct node *n, int sig, int timeout_ms)
+{
+    if (n->disk == NULL) {
+        nem_proc_stop(&n->proc, sig, timeout_ms);
+        return;
+    }
+    if (n->proc.pid == 0)
+        return;
+    if (n->proc.stopped)
+        node_signal(n, SIGCONT);
+    if (sig != SIGKILL && kill(n->proc.pid, sig) == 0 &&
+        nem_disk_wait(n->disk, timeout_ms, &n->proc.status) == 1) {
+        n->proc.pid = 0;
+        return;
+    }
+    if (nem_disk_kill(n->disk) != 0)
+        fprintf(stderr, "faultline run: node %u: %s\n", n->id,
+                nem_disk_error(n->disk));
+    n->proc.pid = 0;
+    n->proc.stopped = false;
+}
+
+/* Starts argv as node n: under the disk-fault supervisor when the
+ * campaign has disk faults, else as a plain process. */
+static int spawn_node(struct run *r, struct node *n, char *const argv[],
+                      char *err, size_t size)
+{
+    int netns = r->namespaces ? nem_net_ns_fd(r->net, n->id) : -1;
+    int rc;
+
+    if (!r->disk_faults)
+        return nem_proc_start(&n->proc, argv, netns, n->log_path, err, size);
+    if (n->disk == NULL) {
+        rc = nem_disk_create(n->data_dir, NULL, &n->disk, err, size);
+        if (rc != 0)
+            return rc;
+        nem_disk_set_netns(n->disk, netns);
+    }
+    rc = nem_disk_start(n->disk, argv, n->log_path);
+    if (rc != 0) {
+        say(err, size, "%s", nem_disk_error(n->disk));
+        return rc;
+    }
+    n->proc.pid = nem_disk_pid(n->disk);
+    n->proc.pidfd = -1;
+    n->proc.stopped = false;
+    return 0;
+}
+
 static int start_node(struct run *r, struct node *n, char *err, size_t size)
 {
     char *argv[64];
@@ -410,9 +509,7 @@ static int start_node(struct run *r, struct node *n, char *err, size_t size)
     argv[a] = NULL;
     n->killed = false;
     n->restart_at = 0;
-    return nem_proc_start(&n->proc, argv,
-                          r->namespaces ? nem_net_ns_fd(r->net, n->id) : -1,
-                          n->log_path, err, size);
+    return spawn_node(r, n, argv, err, size);
 }
 
 /* A free TCP port on 127.0.0.1, for loopback runs. */
@@ -486,7 +583,7 @@ static int wait_ready(struct run *r, char *err, size_t size)
         bool leader = r->c.system == CAMP_SYSTEM_KV;
         for (unsigned i = 1; i <= r->c.nodes; i++) {
             struct node *n = &r->nodes[i];
-            if (nem_proc_poll(&n->proc) == 1) {
+            if (node_poll(n) == 1) {
                 say(err, size, "node %u exited during startup (%s %d); see %s",
                     i, WIFSIGNALED(n->proc.status) ? "signal" : "exit status",
                     WIFSIGNALED(n->proc.status) ? WTERMSIG(n->proc.status)
@@ -545,6 +642,46 @@ static void log_fault(struct run *r, const struct run_fault *f, bool start)
     }
 }
 
+/* Power loss on one node: SIGKILL, then every write and directory change
+ * not yet durable is rolled back. The node restarts when the fault stops. */
+static void lose_unsynced(struct run *r, struct node *n,
+                          const struct run_fault *f)
+{
+    n->killed = true;
+    if (n->proc.stopped)
+        node_signal(n, SIGCONT);
+    if (nem_disk_lose_unsynced(n->disk) != 0)
+        note(r, "fault %" PRIu64 " (lose-unsynced) on node %u: %s", f->id,
+             n->id, nem_disk_error(n->disk));
+    n->proc.pid = 0;
+    n->proc.stopped = false;
+}
+
+/* Makes the node's next fsync (fsync-eio) or data write (write-eio) fail
+ * with EIO. Exiting on it is a correct reaction, so watch_nodes does not
+ * count an exit as a crash while such a fault is armed. */
+static int arm_eio(struct node *n, enum camp_fault_kind kind, char *err,
+                   size_t size)
+{
+    struct nem_disk_fault fault = {
+        .kind = kind == CAMP_FAULT_FSYNC_EIO ? NEM_DISK_FSYNC_EIO
+                                             : NEM_DISK_WRITE_EIO,
+        .nth = 1,
+    };
+
+    struct nem_disk_stats stats;
+
+    if (nem_disk_arm(n->disk, &fault) != 0) {
+        say(err, size, "node %u: %s", n->id, nem_disk_error(n->disk));
+        return -1;
+    }
+    if (n->eio_armed++ == 0) {
+        nem_disk_get_stats(n->disk, &stats);
+        n->eio_fired = stats.faults_fired;
+    }
+    return 0;
+}
+
 static void start_fault(struct run *r, struct run_fault *f)
 {
     char err[512] = "";
@@ -569,12 +706,21 @@ static void start_fault(struct run *r, struct run_fault *f)
         for (size_t i = 0; i < f->n_targets; i++) {
             struct node *n = &r->nodes[f->targets[i]];
             n->killed = true;
-            nem_proc_stop(&n->proc, SIGKILL, 1000);
+            node_stop(n, SIGKILL, 1000);
         }
         break;
     case CAMP_FAULT_PAUSE:
         for (size_t i = 0; i < f->n_targets; i++)
-            nem_proc_signal(&r->nodes[f->targets[i]].proc, SIGSTOP);
+            node_signal(&r->nodes[f->targets[i]], SIGSTOP);
+        break;
+    case CAMP_FAULT_LOSE_UNSYNCED:
+        for (size_t i = 0; i < f->n_targets; i++)
+            lose_unsynced(r, &r->nodes[f->targets[i]], f);
+        break;
+    case CAMP_FAULT_FSYNC_EIO:
+    case CAMP_FAULT_WRITE_EIO:
+        for (size_t i = 0; rc == 0 && i < f->n_targets; i++)
+            rc = arm_eio(&r->nodes[f->targets[i]], f->kind, err, sizeof(err));
         break;
     case CAMP_FAULT_LOSS:
         for (size_t i = 0; rc == 0 && i < f->n_targets; i++)
@@ -604,12 +750,37 @@ static void start_fault(struct run *r, struct run_fault *f)
              f->id);
 }
 
+/* Ends one EIO fault on a node. nem_disk_disarm drops every armed fault,
+ * so the node's other EIO faults end here too. A node whose fault fired
+ * restarts: one that exited on the error, and also one that stays up,
+ * because a store that failed a write or fsync refuses writes until it is
+ * reopened (fl-kvd does). The restart is a process crash, so unsynced
+ * data stays in the supervisor's undo log. */
+static void disarm_eio(struct run *r, struct node *n)
+{
+    struct nem_disk_stats stats;
+    char err[512];
+
+    if (n->eio_armed == 0)
+        return;
+    n->eio_armed = 0;
+    nem_disk_get_stats(n->disk, &stats);
+    nem_disk_disarm(n->disk);
+    if (stats.faults_fired == n->eio_fired && n->proc.pid != 0)
+        return;
+    n->killed = true;
+    node_stop(n, SIGKILL, 0);
+    if (start_node(r, n, err, sizeof(err)) != 0)
+        broken(r, "node %u did not restart: %s", n->id, err);
+}
+
 static void stop_fault(struct run *r, struct run_fault *f)
 {
     char err[512] = "";
 
     switch (f->kind) {
     case CAMP_FAULT_KILL:
+    case CAMP_FAULT_LOSE_UNSYNCED:
         for (size_t i = 0; i < f->n_targets; i++) {
             struct node *n = &r->nodes[f->targets[i]];
             if (n->proc.pid == 0 && start_node(r, n, err, sizeof(err)) != 0)
@@ -618,7 +789,12 @@ static void stop_fault(struct run *r, struct run_fault *f)
         break;
     case CAMP_FAULT_PAUSE:
         for (size_t i = 0; i < f->n_targets; i++)
-            nem_proc_signal(&r->nodes[f->targets[i]].proc, SIGCONT);
+            node_signal(&r->nodes[f->targets[i]], SIGCONT);
+        break;
+    case CAMP_FAULT_FSYNC_EIO:
+    case CAMP_FAULT_WRITE_EIO:
+        for (size_t i = 0; i < f->n_targets; i++)
+            disarm_eio(r, &r->nodes[f->targets[i]]);
         break;
     case CAMP_FAULT_DELAY:
         for (size_t i = 0; i < f->n_targets; i++)
@@ -660,7 +836,7 @@ static void heal_all(struct run *r)
     for (unsigned i = 1; i <= r->c.nodes; i++) {
         struct node *n = &r->nodes[i];
         if (n->proc.stopped)
-            nem_proc_signal(&n->proc, SIGCONT);
+            node_signal(n, SIGCONT);
         if (n->proc.pid == 0 && start_node(r, n, err, sizeof(err)) != 0)
             broken(r, "node %u did not restart: %s", i, err);
     }
@@ -674,7 +850,19 @@ static void watch_nodes(struct run *r)
 
     for (unsigned i = 1; i <= r->c.nodes; i++) {
         struct node *n = &r->nodes[i];
-        if (n->proc.pid != 0 && nem_proc_poll(&n->proc) == 1 && !n->killed) {
+        bool exited = n->proc.pid != 0 && node_poll(n) == 1;
+        if (exited && !n->killed && n->eio_armed > 0) {
+            /* Exiting on an injected EIO is a correct reaction, so it is
+             * no crash, and the node restarts when its fault stops. */
+            fprintf(stderr,
+                    "%sfaultline run: node %u exited with %s %d while an "
+                    "EIO fault was armed\n",
+                    r->tty ? "\r\033[K" : "", i,
+                    WIFSIGNALED(n->proc.status) ? "signal" : "status",
+                    WIFSIGNALED(n->proc.status) ? WTERMSIG(n->proc.status)
+                                                : WEXITSTATUS(n->proc.status));
+            n->killed = true;
+        } else if (exited && !n->killed) {
             if (r->n_crashes < MAX_CRASHES) {
                 say(r->crash_text[r->n_crashes], sizeof(r->crash_text[0]),
                     "node %u exited at %.3f s with %s %d (see nodes/n%u.log)",
@@ -838,8 +1026,12 @@ static int final_reads_watched(struct run *r)
 
 static void teardown(struct run *r)
 {
-    for (unsigned i = 1; i <= r->c.nodes; i++)
-        nem_proc_stop(&r->nodes[i].proc, SIGTERM, 3000);
+    for (unsigned i = 1; i <= r->c.nodes; i++) {
+        struct node *n = &r->nodes[i];
+        node_stop(n, SIGTERM, 3000);
+        nem_disk_destroy(n->disk);
+        n->disk = NULL;
+    }
     if (r->net != NULL) {
         nem_net_destroy(r->net);
         r->net = NULL;
@@ -1128,6 +1320,7 @@ static int execute(struct run *r, const struct run_args *a)
         fprintf(stderr, "faultline run: cannot make the network: %s\n", err);
         rc = RUN_EXIT_INFRA;
     }
+    r->disk_faults = camp_has_disk_faults(&r->c);
     if (rc == 0 && setup_nodes(r, err, sizeof(err)) != 0) {
         fprintf(stderr, "faultline run: %s\n", err);
         rc = RUN_EXIT_INFRA;

@@ -74,8 +74,9 @@ int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
             pick -= c->faults[i].weight;
         }
         const struct camp_fault *cf = &c->faults[spec];
-        double base = cf->kind == CAMP_FAULT_KILL ? c->restart_delay_s
-                                                  : c->fault_duration_s;
+        bool restarts =
+            cf->kind == CAMP_FAULT_KILL || cf->kind == CAMP_FAULT_LOSE_UNSYNCED;
+        double base = restarts ? c->restart_delay_s : c->fault_duration_s;
         double length = base * (0.5 + uniform(&state));
         if (t >= end)
             break;
