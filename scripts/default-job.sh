@@ -25,4 +25,5 @@ case $rc in
   *) echo "The run did not complete (exit $rc)." ;;
 esac
 echo "Every run is stored under $(pwd)/store/; 'faultline repro DIR' repeats one."
+echo "Open $(pwd)/store/index.html in a browser to see every run and its report."
 exit "$rc"
