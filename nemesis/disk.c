@@ -7,7 +7,7 @@
  * the rollbacks the caller starts, so a rollback never interleaves with a
  * write the supervisor performs for the program.
  */
-#include "disk.h"
+#include "disk_fault.h"
 
 #include "error.h"
 #include "log.h"

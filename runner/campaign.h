@@ -138,7 +138,7 @@ bool camp_fault_has_targets(enum camp_fault_kind kind);
 bool camp_fault_is_network(enum camp_fault_kind kind);
 
 /* True for lose-unsynced, fsync-eio and write-eio: a campaign with one of
- * them runs every node under the disk-fault supervisor (nemesis/disk.h). */
+ * them runs every node under the disk-fault supervisor (nemesis/disk_fault.h). */
 bool camp_fault_is_disk(enum camp_fault_kind kind);
 
 /* True when the campaign lists a disk fault. */

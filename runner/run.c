@@ -16,6 +16,7 @@
 #include "run.h"
 
 #include "clock.h"
+#include "disk_fault.h"
 #include "error.h"
 #include "history.h"
 #include "html.h"
@@ -27,7 +28,6 @@
 #include "store.h"
 /* By path: sim/disk.h, the simulated disk, comes first on the include
  * path. */
-#include "../nemesis/disk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -117,7 +117,7 @@ struct run {
     char bin_raftd[PATH_MAX];
     char bin_kvd[PATH_MAX];
     bool namespaces;
-    bool disk_faults; /* nodes run under nemesis/disk.h */
+    bool disk_faults; /* nodes run under nemesis/disk_fault.h */
     bool registered;
     struct nem_net *net;
     int root_ns;

@@ -7,7 +7,7 @@
  * Runs as root or not: the filter needs only PR_SET_NO_NEW_PRIVS. Each
  * test works in a directory of its own under /tmp and removes it.
  */
-#include "disk.h"
+#include "disk_fault.h"
 
 #include <check.h>
 #include <errno.h>

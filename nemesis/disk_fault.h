@@ -52,8 +52,8 @@
  * Errors: functions return 0 or a negative code (-errno or FL_E*) and leave
  * a message in nem_disk_error().
  */
-#ifndef NEM_DISK_H
-#define NEM_DISK_H
+#ifndef NEM_DISK_FAULT_H
+#define NEM_DISK_FAULT_H
 
 #include <stdbool.h>
 #include <stddef.h>
