@@ -110,8 +110,7 @@ struct report {
 
 /* ---- escaping and small helpers ---------------------------------------- */
 
-/* Appends s escaped for HTML text and attribute values. */
-static void add_html(struct fl_buf *b, const char *s, size_t len)
+void rep_add_html(struct fl_buf *b, const char *s, size_t len)
 {
     size_t run = 0;
 
@@ -153,9 +152,14 @@ static void add_html(struct fl_buf *b, const char *s, size_t len)
     fl_buf_add(b, s + run, len - run);
 }
 
+static void add_html(struct fl_buf *b, const char *s, size_t len)
+{
+    rep_add_html(b, s, len);
+}
+
 static void add_htmls(struct fl_buf *b, const char *s)
 {
-    add_html(b, s, strlen(s));
+    rep_add_html(b, s, strlen(s));
 }
 
 /*

@@ -7,13 +7,15 @@
 #ifndef REP_HTML_H
 #define REP_HTML_H
 
+#include "buf.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 
 /*
  * Renders run_dir/report.html from the files of the run (results.json,
- * campaign.json, history.jsonl, nemesis.jsonl and the logs in nodes/). Returns 0, or
- * a negative error with the reason in err.
+ * campaign.json, history.jsonl, nemesis.jsonl and the logs in nodes/). Returns
+ * 0, or a negative error with the reason in err.
  */
 int rep_render_run(const char *run_dir, char *err, size_t err_size);
 
@@ -24,5 +26,12 @@ int rep_render_run(const char *run_dir, char *err, size_t err_size);
  */
 int rep_render_index(sqlite3 *db, const char *out_dir, char *err,
                      size_t err_size);
+
+/*
+ * Appends len bytes of s escaped for HTML text and attribute values. A NUL
+ * byte becomes U+2400 and other control bytes but tab and newline become
+ * U+FFFD, so no input can inject markup or hide text.
+ */
+void rep_add_html(struct fl_buf *b, const char *s, size_t len);
 
 #endif

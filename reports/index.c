@@ -20,30 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Appends s with the five characters HTML gives meaning to escaped. */
 static void add_escaped(struct fl_buf *b, const char *s)
 {
-    for (; s != NULL && *s != '\0'; s++) {
-        switch (*s) {
-        case '&':
-            fl_buf_adds(b, "&amp;");
-            break;
-        case '<':
-            fl_buf_adds(b, "&lt;");
-            break;
-        case '>':
-            fl_buf_adds(b, "&gt;");
-            break;
-        case '"':
-            fl_buf_adds(b, "&quot;");
-            break;
-        case '\'':
-            fl_buf_adds(b, "&#39;");
-            break;
-        default:
-            fl_buf_addc(b, *s);
-        }
-    }
+    rep_add_html(b, s, strlen(s));
 }
 
 /* Appends path percent-encoded for a URL: every byte but letters, digits
