@@ -820,8 +820,8 @@ static enum action crash(struct nem_disk *d, bool lose)
     return HELD;
 }
 
-/* Ends a call the supervisor performed (rc: 0 or an errno value), with
- * the crash an armed CRASH_AFTER fault asks for. */
+/* Ends a call the supervisor performed (rc: 0 or an errno value), and
+ * crashes the program when an armed CRASH_AFTER fault requests it. */
 static enum action finish(struct nem_disk *d, const struct armed_fault *fault,
                           int rc, struct seccomp_notif_resp *resp)
 {

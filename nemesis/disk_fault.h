@@ -6,12 +6,12 @@
  * supervisor keeps an undo log of everything under one data directory that
  * is not yet durable, and injects faults:
  *
- * - File data. Writes (write, pwrite64, writev, pwritev, pwritev2),
- *   ftruncate, fallocate and opens with O_TRUNC of regular files under the
- *   data directory are performed by the supervisor itself, on a
- *   pidfd_getfd(2) copy of the program's descriptor, after it saved the
- *   bytes and size they change. A successful fsync or fdatasync of the file
- *   (also performed by the supervisor) makes its log durable and drops it.
+ * - File data. The supervisor itself performs writes (write, pwrite64,
+ *   writev, pwritev, pwritev2), ftruncate, fallocate and opens with
+ *   O_TRUNC of regular files under the data directory. It works on a
+ *   pidfd_getfd(2) copy of the program's descriptor, after saving the
+ *   bytes and size each call changes. A successful fsync or fdatasync of the
+ * file (also performed by the supervisor) makes its log durable and drops it.
  *   Writes to descriptors opened with O_SYNC or O_DSYNC, and pwritev2 with
  *   RWF_SYNC or RWF_DSYNC, are durable at once.
  * - Directory entries. Files created by open with O_CREAT, renames and
@@ -114,9 +114,9 @@ struct nem_disk_fault {
     unsigned nth;
     /* NEM_DISK_TORN_WRITE: with sector_mask 0, the first keep_bytes bytes
      * of the write persist. Otherwise bit i of sector_mask keeps the i-th
-     * 512-byte sector of the file that the write touches (counted from
-     * the sector holding its first byte, clipped to the write); sectors
-     * past the 64th are dropped. */
+     * 512-byte sector the write touches, counted from the sector of its
+     * first byte and clipped to the write. Sectors past the 64th are
+     * dropped. */
     size_t keep_bytes;
     uint64_t sector_mask;
     /* NEM_DISK_CRASH_*: which operations count (NEM_DISK_OP_* bits), and
@@ -191,12 +191,12 @@ int nem_disk_lose_unsynced(struct nem_disk *d);
 size_t nem_disk_unsynced_writes(struct nem_disk *d);
 
 /*
- * Power loss that keeps some writes: kills and reaps the program, rolls
- * back everything not durable, then applies again the data changes whose
- * indexes are in keep (0 is the oldest not yet durable; see
- * nem_disk_unsynced_writes), in their original order. Directory changes
- * are all rolled back. Returns 0, FL_EINPUT for an index out of range,
- * or an error from an undo step.
+ * Simulates a power loss that keeps some writes. Kills and reaps the
+ * program, rolls back everything not durable, then applies again, in
+ * their original order, the data changes whose indexes are in keep. Index
+ * 0 is the oldest change not yet durable (see nem_disk_unsynced_writes).
+ * Directory changes are all rolled back. Returns 0, FL_EINPUT for an index out
+ * of range, or an error from an undo step.
  */
 int nem_disk_torn_seq(struct nem_disk *d, const size_t *keep, size_t n_keep);
 

@@ -16,7 +16,7 @@
  * Each fault gets a chain of its own in table `inet faultline`, hooked on
  * input and named by the fault's id, so a heal deletes exactly that chain
  * and nothing another fault added. Drops happen on the receiver's input
- * hook, so a sender sees packet loss, never an error. The rules match IPv4
+ * hook, so a sender gets packet loss, never an error. The rules match IPv4
  * only, and eth0 gets no IPv6 address, so no node reaches another around
  * them.
  *
@@ -80,12 +80,12 @@ int nem_net_ns_fd(const struct nem_net *net, unsigned idx);
 const char *nem_net_addr(const struct nem_net *net, unsigned idx);
 
 /*
- * Blocks traffic into node `to` from each node in from[0..n_from): with
+ * Blocks traffic into node `to` from each node in from[0..n_from). With
  * one_way false the packets are dropped outright, so no connection between
- * them works in either direction; with one_way true only new connections
+ * them works in either direction. With one_way true only new connections
  * from those nodes are dropped (ct state new), so `to` can still reach
- * them. fault_id names the chain (a positive number unique in the run; a
- * node holds a given id once, but several nodes may hold the same id).
+ * them. fault_id names the chain: a positive number unique in the run. A
+ * node has a given id at most once, but several nodes may share an id.
  * Returns 0, or a negative error with the reason in err.
  */
 int nem_net_block(struct nem_net *net, uint64_t fault_id, unsigned to,

@@ -39,7 +39,7 @@
 #define LAT_POINTS_MAX 20000
 /* Time buckets of the p50 and p99 lines. */
 #define LAT_BUCKETS 100
-/* Longest value text kept per operation, in bytes, before "...". */
+/* Maximum value text per operation, in bytes. Longer values end in "...". */
 #define VALUE_TEXT_MAX 160
 /* Log excerpts: milliseconds either side of the anomaly, lines per node and
  * bytes kept of each line before "...". */
@@ -1212,7 +1212,13 @@ static double nice_step(double span, double n)
         return 1;
     p = pow(10, floor(log10(raw)));
     m = raw / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+    if (m <= 1)
+        return p;
+    if (m <= 2)
+        return 2 * p;
+    if (m <= 5)
+        return 5 * p;
+    return 10 * p;
 }
 
 /* Opens an SVG chart with the time axis and the fault bands. */
@@ -1476,8 +1482,8 @@ static int add_throughput_chart(struct report *r)
 
 /*
  * Draws the window [t0, t1] of FL_RUN into #tl. Times are microseconds
- * since the run start. FL_RUN.lanes holds each lane's label. FL_RUN.ops
- * holds 8 numbers per operation, in invocation order: lane, start, duration
+ * since the run start. FL_RUN.lanes contains each lane's label. FL_RUN.ops
+ * contains 8 numbers per operation, in invocation order: lane, start, duration
  * (to the info for an info, -1 without a completion), type (0 ok, 1 fail,
  * 2 info, 3 no completion), f and key (indices into names, key -1 when
  * absent), value (index into vals, or -1) and process. FL_RUN.keep lists the
@@ -1671,9 +1677,10 @@ static void add_strtab_js(struct fl_buf *b, const struct fl_strtab *t)
 }
 
 /*
- * Picks the window the timeline opens on: centred on the failed operation
- * and wide enough for the operations concurrent with it, or the whole run;
- * in both cases narrowed so that about VISIBLE_OPS operations are visible.
+ * Picks the window the timeline opens on. It is centred on the failed
+ * operation and wide enough for the operations concurrent with it, or it
+ * is the whole run. Either way it is narrowed so that about VISIBLE_OPS
+ * operations are visible.
  */
 static void initial_window(const struct report *r, int64_t *from, int64_t *to)
 {
@@ -1834,9 +1841,10 @@ static int cmp_rows(const void *a, const void *b)
 }
 
 /*
- * Appends why op cannot take effect when the register holds state, for the
- * cas-register model: a read must return the state, a cas that succeeded
- * needs its expected value, a cas that failed must not find it.
+ * Appends why op cannot take effect when the register contains state, for
+ * the cas-register model. A read must return the state, a cas that
+ * succeeded needs its expected value, and a cas that failed must not find
+ * it.
  */
 static void add_contradiction(struct fl_buf *b, const struct fl_json *op,
                               const struct fl_json *state)

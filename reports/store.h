@@ -69,7 +69,7 @@ void rep_db_close(sqlite3 *db);
 int rep_db_import(sqlite3 *db, const char *run_dir, char *err, size_t err_size);
 
 /*
- * Removes the runs whose directory no longer holds a results.json (moved
+ * Removes the runs whose directory no longer contains a results.json (moved
  * or deleted since their import), with their faults, anomalies and
  * metrics. Sets *removed. Returns 0 or a negative error with the reason
  * in err.

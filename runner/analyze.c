@@ -437,8 +437,8 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
         out->verdict = "valid";
         out->exit_code = RUN_EXIT_VALID;
     }
-    /* An interrupted run exits 130 whatever its checks said, and its
-     * record must say the same. */
+    /* An interrupted run exits 130 whatever its checks found, and its
+     * record must show the same. */
     if (f->interrupted)
         out->exit_code = 130;
     fl_buf_printf(&res,

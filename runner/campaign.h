@@ -5,8 +5,8 @@
  * strict. An unknown field, a value of the wrong type or out of range, a
  * fault the system cannot take and a missing required field are errors,
  * each naming the file, the field's path and what was expected. Defaults are
- * filled in, so the resolved campaign written to a run's store (campaign_write)
- * says everything the run did.
+ * filled in, so the resolved campaign written to a run's store (camp_write)
+ * records everything the run did.
  */
 #ifndef RUN_CAMPAIGN_H
 #define RUN_CAMPAIGN_H
@@ -138,7 +138,8 @@ bool camp_fault_has_targets(enum camp_fault_kind kind);
 bool camp_fault_is_network(enum camp_fault_kind kind);
 
 /* True for lose-unsynced, fsync-eio and write-eio: a campaign with one of
- * them runs every node under the disk-fault supervisor (nemesis/disk_fault.h). */
+ * them runs every node under the disk-fault supervisor (nemesis/disk_fault.h).
+ */
 bool camp_fault_is_disk(enum camp_fault_kind kind);
 
 /* True when the campaign lists a disk fault. */

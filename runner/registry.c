@@ -8,10 +8,11 @@
  * runner killed with SIGKILL leaves it behind. Its nodes die with it
  * (PR_SET_PDEATHSIG), but its namespaces and temporary files stay.
  *
- * `faultline clean` removes those for every run whose runner is gone:
- * the namespaces (found by the fl-RUN- prefix under /run/netns, also when
- * the registry entry is missing), any process still running with the
- * run's temporary directory on its command line, and the directory.
+ * `faultline clean` removes those for every run whose runner is gone. It
+ * finds the namespaces by the fl-RUN- prefix under /run/netns, also when
+ * the registry entry is missing. It kills any process still running with
+ * the run's temporary directory on its command line, and removes the
+ * directory.
  *
  * REGISTRY is /run/faultline for root, /tmp/faultline-UID otherwise.
  */

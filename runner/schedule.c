@@ -350,8 +350,8 @@ static int read_start(struct reader *r, const struct fl_json *o,
     if (c->faults[f->spec].kind != f->kind)
         return bad(r, "the fault does not match the campaign's fault of the "
                       "same number; was the campaign changed?");
-    /* A run killed mid-fault never wrote the stop: the plan's stop time
-     * stands in for it. */
+    /* A run killed mid-fault never wrote the stop, so the plan's stop time
+     * replaces it. */
     v = fl_json_get(detail, "planned_stop");
     if (v != NULL && v->kind == FL_JSON_INT && v->u.i > f->start_ns &&
         v->u.i < f->stop_ns)
@@ -387,8 +387,7 @@ static int read_start(struct reader *r, const struct fl_json *o,
         f->n_blocks = v->u.array.count;
     }
     /* A fault aimed at the leader is aimed at whichever node leads when
-     * the repro reaches it: a node's number says nothing about its role
-     * in another run. */
+     * the repro reaches it, because another run elects other leaders. */
     f->resolved = f->kind != CAMP_FAULT_ISOLATE_PRIMARY &&
                   c->faults[f->spec].targets != CAMP_TARGET_PRIMARY;
     return 0;

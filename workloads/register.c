@@ -735,9 +735,9 @@ static void *client_main(void *arg)
     struct client *cl = arg;
     struct wl_reg *w = cl->w;
     int64_t timeout_ns = (int64_t)w->c.timeout_ms * FL_NSEC_PER_MSEC;
-    /* Against a cluster, one node gets a quarter of the timeout: a leader
-     * cut off from its peers never answers, and a client that waited the
-     * whole timeout there would never reach the new leader in time. */
+    /* Against a cluster, one node gets a quarter of the timeout. A leader
+     * cut off from its peers never replies, and a client that waited the
+     * whole timeout there would not reach the new leader in time. */
     int64_t attempt_ns = w->c.target == WL_TARGET_RAFT && w->c.n_nodes > 1
                              ? timeout_ns / 4
                              : timeout_ns;

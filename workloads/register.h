@@ -61,9 +61,9 @@ struct wl_reg_config {
     unsigned value_max;
     int timeout_ms; /* per operation, retries included */
     /* fl-raftd: each read starts at a node drawn at random and follows
-     * redirects from there, as clients spread over a cluster do; a node
-     * that wrongly believes it still leads then gets reads to answer.
-     * false: reads go where the client last was, normally the leader. */
+     * redirects from there, as clients spread over a cluster do. A node
+     * that wrongly believes it still leads then receives reads. With
+     * false, reads go where the client last was, normally the leader. */
     bool reads_anywhere;
     uint64_t seed; /* each thread uses sub-stream FL_RNG_STREAM_CLIENT + t */
     int64_t time_base_ns; /* history times are fl_clock_now_ns() - this */
@@ -109,9 +109,9 @@ int wl_reg_final_reads(struct wl_reg *w, int64_t deadline_ns);
 
 /*
  * Makes every operation in progress, final reads included, give up at its
- * next attempt, as if its deadline had passed, and asks the threads to
- * stop. Safe from any thread; the caller still joins with wl_reg_stop or
- * wl_reg_final_reads.
+ * next attempt, as if its deadline had passed, and tells the threads to
+ * stop. Safe from any thread. The caller still joins the threads with
+ * wl_reg_stop or wl_reg_final_reads.
  */
 void wl_reg_abort(struct wl_reg *w);
 

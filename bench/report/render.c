@@ -1,7 +1,7 @@
 /*
  * Renders report.html for each run directory given and prints the wall time
- * of each render in seconds, one "DIR SECONDS" line each; bench/report/run.sh
- * builds and runs it.
+ * of each render, one "DIR SECONDS" line each. bench/report/run.sh builds
+ * and runs it.
  */
 #include "html.h"
 

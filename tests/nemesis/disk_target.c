@@ -1,6 +1,6 @@
 /*
  * A program to run under the disk-fault supervisor: it changes files in a
- * directory as its arguments say and prints each step and its result.
+ * directory as its arguments direct and prints each step and its result.
  *
  * Usage: disk_target DIR STEP...
  *

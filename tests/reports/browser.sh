@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Loads a run's report.html and the runs' index.html in headless Chromium,
-# from files, and fails on any console message (the pages log nothing, so
-# any message is an error or an uncaught exception) or when the page's
-# script did not draw. Saves screenshots of both as test artifacts in
+# from files. Fails on any console message, because the pages log nothing,
+# so any message is an error or an uncaught exception. Also fails when the
+# page's script did not draw. Saves screenshots of both as test artifacts in
 # ARTIFACTS (default: ./artifacts). Skipped (77) when chromium is absent.
 set -u
 faultline=$1

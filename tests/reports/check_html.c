@@ -271,7 +271,7 @@ START_TEST(test_invalid_run_counterexample)
         strstr(page, "The longest linearizable prefix has 2 operations"));
     /* The timeline opens on the failed operation, the third one. */
     ck_assert_ptr_nonnull(strstr(page, "\"focus\":2"));
-    /* Every window that holds it draws it, however many operations. */
+    /* Every window that contains it draws it, however many operations. */
     ck_assert_ptr_nonnull(strstr(page, "\"keep\":[2]"));
     free(page);
 }

@@ -53,7 +53,7 @@ count_field() {
 }
 
 # Waits for the driver run NAME, shows its output, and checks its exit
-# status and what `faultline check` says of its history.
+# status and the verdict `faultline check` gives its history.
 finish_run() { # finish_run NAME LABEL
     local name=$1 label=$2 status
     wait "$driver_pid"
