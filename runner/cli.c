@@ -146,3 +146,70 @@ bad:
                            opt, text, unit ? " of " : "", unit ? unit : "", min,
                            max);
 }
+
+int run_parse_range(const char *cmd, const char *opt, const char *text,
+                    uint64_t max_seed, uint64_t max_count, uint64_t *from,
+                    uint64_t *to)
+{
+    const char *dots = strstr(text, "..");
+    const char *digits = "0123456789";
+    char first[32];
+
+    if (dots == NULL || dots == text ||
+        (size_t)(dots - text) >= sizeof(first) ||
+        strspn(text, digits) != (size_t)(dots - text) || dots[2] == '\0' ||
+        strspn(dots + 2, digits) != strlen(dots + 2))
+        return run_usage_error(cmd,
+                               "invalid %s \"%s\": expected A..B, two "
+                               "decimal numbers",
+                               opt, text);
+    memcpy(first, text, (size_t)(dots - text));
+    first[dots - text] = '\0';
+    if (run_parse_u64(cmd, opt, first, 0, max_seed, NULL, from) != 0 ||
+        run_parse_u64(cmd, opt, dots + 2, 0, max_seed, NULL, to) != 0)
+        return RUN_EXIT_USAGE;
+    if (*from > *to)
+        return run_usage_error(cmd,
+                               "invalid %s \"%s\": the first seed is above "
+                               "the last",
+                               opt, text);
+    if (*to - *from >= max_count)
+        return run_usage_error(
+            cmd, "invalid %s \"%s\": at most %" PRIu64 " seeds in one run", opt,
+            text, max_count);
+    return 0;
+}
+
+int run_parse_duration(const char *cmd, const char *opt, const char *text,
+                       uint64_t max_s, uint64_t *seconds)
+{
+    static const struct {
+        char suffix;
+        uint64_t seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}};
+    size_t len = strlen(text);
+    char number[32];
+    uint64_t n;
+
+    for (size_t i = 0; len > 1 && len <= sizeof(number) &&
+                       i < sizeof(units) / sizeof(units[0]);
+         i++) {
+        if (text[len - 1] != units[i].suffix)
+            continue;
+        memcpy(number, text, len - 1);
+        number[len - 1] = '\0';
+        if (!is_plain_integer(number))
+            break;
+        errno = 0;
+        n = strtoull(number, NULL, 10);
+        if (errno != 0 || n == 0 || n > max_s / units[i].seconds)
+            break;
+        *seconds = n * units[i].seconds;
+        return 0;
+    }
+    return run_usage_error(cmd,
+                           "invalid %s \"%s\": expected a whole number with "
+                           "the unit s, m or h, such as 90s, 30m or 2h, from "
+                           "1s to %" PRIu64 "s",
+                           opt, text, max_s);
+}

@@ -31,6 +31,7 @@ int run_cmd_check(int argc, char **argv);
 int run_cmd_gen(int argc, char **argv);
 int run_cmd_report(int argc, char **argv);
 int run_cmd_sim(int argc, char **argv);
+int run_cmd_sweep(int argc, char **argv);
 
 /*
  * Prints "faultline CMD: MESSAGE" and a hint to use --help on stderr and
@@ -57,5 +58,21 @@ int run_parse_u64(const char *cmd, const char *opt, const char *text,
                   uint64_t min, uint64_t max, const char *unit, uint64_t *out);
 int run_parse_double(const char *cmd, const char *opt, const char *text,
                      double min, double max, const char *unit, double *out);
+
+/*
+ * Parses a seed range "A..B" with A <= B <= max_seed and at most max_count
+ * seeds in it, into *from and *to. Same contract as the parsers above.
+ */
+int run_parse_range(const char *cmd, const char *opt, const char *text,
+                    uint64_t max_seed, uint64_t max_count, uint64_t *from,
+                    uint64_t *to);
+
+/*
+ * Parses a duration such as "90s", "30m" or "2h": a whole number of
+ * seconds, minutes or hours, at least 1 s and at most max_s seconds, into
+ * *seconds. Same contract as the parsers above.
+ */
+int run_parse_duration(const char *cmd, const char *opt, const char *text,
+                       uint64_t max_s, uint64_t *seconds);
 
 #endif

@@ -146,40 +146,6 @@ static int parse_faults(const char *text, struct sim_raft_options *o)
     return 0;
 }
 
-/* Parses "A..B" with A <= B. */
-static int parse_range(const char *text, uint64_t *from, uint64_t *to)
-{
-    const char *dots = strstr(text, "..");
-    const char *digits = "0123456789";
-    char first[32];
-
-    if (dots == NULL || dots == text ||
-        (size_t)(dots - text) >= sizeof(first) ||
-        strspn(text, digits) != (size_t)(dots - text) || dots[2] == '\0' ||
-        strspn(dots + 2, digits) != strlen(dots + 2))
-        return run_usage_error("sim",
-                               "invalid --seeds \"%s\": expected A..B, two "
-                               "decimal numbers",
-                               text);
-    memcpy(first, text, (size_t)(dots - text));
-    first[dots - text] = '\0';
-    if (run_parse_u64("sim", "--seeds", first, 0, UINT64_MAX, NULL, from) !=
-            0 ||
-        run_parse_u64("sim", "--seeds", dots + 2, 0, UINT64_MAX, NULL, to) != 0)
-        return RUN_EXIT_USAGE;
-    if (*from > *to)
-        return run_usage_error("sim",
-                               "invalid --seeds \"%s\": the first seed is "
-                               "above the last",
-                               text);
-    if (*to - *from >= 10000000)
-        return run_usage_error("sim",
-                               "invalid --seeds \"%s\": at most 10000000 "
-                               "seeds in one run",
-                               text);
-    return 0;
-}
-
 /* Creates dir unless it exists. */
 static int make_dir(const char *dir)
 {
@@ -298,7 +264,8 @@ static int run_sim_raft(int argc, char **argv)
             first = last = u;
             break;
         case OPT_SEEDS:
-            if (parse_range(optarg, &first, &last) != 0)
+            if (run_parse_range("sim", "--seeds", optarg, UINT64_MAX, 10000000,
+                                &first, &last) != 0)
                 return RUN_EXIT_USAGE;
             break;
         case OPT_TIME:
