@@ -572,6 +572,18 @@ static int parse_root(struct ctx *x, const struct fl_json *root,
     rc = want_object(x, root);
     if (rc != 0)
         return rc;
+    /* Before the field check, which would reject the simulator's fields
+     * one at a time and never say why. */
+    v = fl_json_get(root, "system");
+    if (v != NULL && v->kind == FL_JSON_STRING &&
+        fl_str_eq(v->u.s, "raft-sim")) {
+        strcpy(x->path, "system");
+        return fail(x,
+                    "\"raft-sim\" campaigns run in the simulator, not on a "
+                    "real cluster; run them with 'faultline sweep %s --seeds "
+                    "A..B'",
+                    x->file);
+    }
     for (size_t i = 0; i < root->u.object.count; i++) {
         const struct fl_json_member *m = &root->u.object.members[i];
         static const char *const known[] = {

@@ -28,6 +28,8 @@ static const struct run_command commands[] = {
      "run a campaign against a real cluster with a nemesis, then check it"},
     {"sim", run_cmd_sim,
      "run the deterministic Raft simulation over one or many seeds"},
+    {"sweep", run_cmd_sweep,
+     "run campaigns over a range of seeds, several at a time"},
 };
 
 static void usage(FILE *out)
