@@ -136,9 +136,14 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-# Every shipped campaign validates.
+# Every shipped campaign validates; simulator campaigns through sweep,
+# because `faultline run` starts real clusters only.
 for f in "$campaigns"/*.json; do
-  if out=$("$faultline" run --dry-run "$f" 2>&1); then
+  cmd=(run --dry-run "$f")
+  if grep -q '"system": *"raft-sim"' "$f"; then
+    cmd=(sweep --dry-run --seeds 1..1 "$f")
+  fi
+  if out=$("$faultline" "${cmd[@]}" 2>&1); then
     echo "ok   shipped $(basename "$f")"
   else
     echo "FAIL shipped $(basename "$f"): $out" | head -5
