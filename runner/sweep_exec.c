@@ -80,8 +80,8 @@ static void build_argv(const struct run_sweep *s,
 /*
  * Runs in the child between fork and exec, so it makes only
  * async-signal-safe calls. The child leads a new process group, dies with
- * the sweep, starts with no signal blocked or ignored, reads /dev/null
- * and writes both outputs to the log.
+ * the sweep, starts with no signal blocked and SIGPIPE at its default,
+ * reads /dev/null and writes both outputs to the log.
  */
 static void exec_child(const char *self, char *const argv[], int log_fd,
                        pid_t parent)
