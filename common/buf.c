@@ -93,6 +93,40 @@ void fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t fl_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    /* Reject overlong forms, surrogates and code points past U+10FFFF. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 void fl_buf_add_json_string(struct fl_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -101,8 +135,18 @@ void fl_buf_add_json_string(struct fl_buf *b, const char *s, size_t len)
     fl_buf_addc(b, '"');
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x80) {
+            /* A byte that starts no valid UTF-8 sequence becomes the code
+             * point of the same number, so the output stays valid JSON. */
+            size_t n = fl_utf8_len((const unsigned char *)s + i,
+                                   (const unsigned char *)s + len);
+            if (n > 0) {
+                i += n - 1;
+                continue;
+            }
+        } else if (c >= 0x20 && c != '"' && c != '\\') {
             continue;
+        }
         fl_buf_add(b, s + run, i - run);
         run = i + 1;
         switch (c) {

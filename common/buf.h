@@ -51,7 +51,12 @@ void fl_buf_addc(struct fl_buf *b, char c);
 void fl_buf_printf(struct fl_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Appends s as a JSON string literal, quoted and escaped. */
+/* Appends s as a JSON string literal, quoted and escaped. A byte that is
+ * not part of valid UTF-8 becomes \u00XX, the code point of its value, so
+ * the literal is valid JSON whatever s holds. */
 void fl_buf_add_json_string(struct fl_buf *b, const char *s, size_t len);
+
+/* Returns the length of the valid UTF-8 sequence at p (before end), or 0. */
+size_t fl_utf8_len(const unsigned char *p, const unsigned char *end);
 
 #endif

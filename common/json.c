@@ -112,41 +112,6 @@ static size_t put_utf8(char *dst, uint32_t cp)
     return 4;
 }
 
-/* Returns the length of the valid UTF-8 sequence at p, or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    /* Reject overlong forms, surrogates and code points past U+10FFFF. */
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static int parse_string(struct parser *ps, struct fl_str *out)
 {
     const char *s = ++ps->p; /* past the opening quote */
@@ -169,8 +134,8 @@ static int parse_string(struct parser *ps, struct fl_str *out)
             q += q + 1 < ps->end && (unsigned char)q[1] < 0x80 ? 2 : 1;
             continue;
         }
-        size_t step =
-            utf8_len((const unsigned char *)q, (const unsigned char *)ps->end);
+        size_t step = fl_utf8_len((const unsigned char *)q,
+                                  (const unsigned char *)ps->end);
         if (step == 0) {
             ps->p = q;
             return fail(ps, "invalid UTF-8 in string");

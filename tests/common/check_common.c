@@ -1035,6 +1035,45 @@ START_TEST(test_json_round_trip)
 }
 END_TEST
 
+/* Bytes that are not UTF-8, as a damaged store can return them, still make
+ * a JSON string the parser accepts. Valid multi-byte sequences pass as
+ * they are. The input is the read that once made a history unreadable. */
+START_TEST(test_json_string_from_invalid_utf8)
+{
+    static const struct {
+        const char *in;
+        const char *want; /* the parsed string */
+    } cases[] = {
+        {"\xbb"
+         "29",
+         "\xc2\xbb"
+         "29"},
+        {"\xff\xfe", "\xc3\xbf\xc3\xbe"},
+        {"caf\xc3\xa9", "caf\xc3\xa9"},
+        {"\xe2\x82", "\xc3\xa2\xc2\x82"},             /* cut short */
+        {"\xed\xa0\x80", "\xc3\xad\xc2\xa0\xc2\x80"}, /* surrogate */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fl_arena arena;
+        struct fl_json v;
+        struct fl_buf b;
+        const char *why = NULL;
+        fl_arena_init(&arena, 0, NULL);
+        fl_buf_init(&b);
+        fl_buf_add_json_string(&b, cases[i].in, strlen(cases[i].in));
+        ck_assert_msg(fl_json_parse(&arena, b.data, b.len, &v, &why, NULL) == 0,
+                      "case %zu: %.*s: %s", i, (int)b.len, b.data, why);
+        ck_assert_int_eq(v.kind, FL_JSON_STRING);
+        ck_assert_uint_eq(v.u.s.len, strlen(cases[i].want));
+        ck_assert_msg(memcmp(v.u.s.ptr, cases[i].want, v.u.s.len) == 0,
+                      "case %zu parsed to different bytes", i);
+        fl_buf_free(&b);
+        fl_arena_destroy(&arena);
+    }
+}
+END_TEST
+
 START_TEST(test_json_int64_extremes)
 {
     static const struct {
@@ -2459,6 +2498,7 @@ static Suite *common_suite(void)
         t, test_json_round_trip, 0,
         (int)(sizeof(round_trip_docs) / sizeof(round_trip_docs[0])));
     tcase_add_test(t, test_json_int64_extremes);
+    tcase_add_test(t, test_json_string_from_invalid_utf8);
     tcase_add_test(t, test_json_escapes_decode_utf8);
     tcase_add_loop_test(t, test_json_rejects_invalid, 0,
                         (int)(sizeof(json_rejects) / sizeof(json_rejects[0])));
