@@ -15,7 +15,7 @@
  * The verdict is invalid when any check found an anomaly, unknown when the
  * linearizability search ran out of budget, valid otherwise.
  */
-#include "check.h"
+#include "check_file.h"
 #include "cli.h"
 #include "run.h"
 

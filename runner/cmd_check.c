@@ -2,7 +2,7 @@
  * `faultline check`: offline linearizability checking of a history file, or
  * of every history a manifest lists.
  */
-#include "check.h"
+#include "check_file.h"
 #include "cli.h"
 
 #include "clock.h"

@@ -14,7 +14,7 @@
  * option name cannot silently change a verdict. The manifest is parsed with
  * fl_json, which keeps an integer `init` exact to 64 bits.
  */
-#include "check.h"
+#include "check_file.h"
 #include "cli.h"
 
 #include "buf.h"

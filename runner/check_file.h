@@ -2,8 +2,8 @@
  * Checking one history file, shared by `faultline check FILE` and the
  * manifest mode.
  */
-#ifndef RUN_CHECK_H
-#define RUN_CHECK_H
+#ifndef RUN_CHECK_FILE_H
+#define RUN_CHECK_FILE_H
 
 #include "linear.h"
 
