@@ -476,15 +476,12 @@ static int replay_segment(struct replay *r, uint64_t first, bool newest)
                            path, off, why, r->expect, r->durable);
             goto out;
         }
-        if (later != 0 && !cut) {
-            rc = fl_errorf(
-                r->err, r->errsize, FL_ECORRUPT,
-                "%s: offset %zu: %s, but a valid record follows at "
-                "offset %zu: refusing to truncate damage in the middle "
-                "of the log",
-                path, off, why, later);
-            goto out;
-        }
+        /* Valid records after the damage were written after it, so they
+         * were not durable either: the disk kept a later write of the
+         * last unsynced stretch and lost an earlier one. */
+        if (later != 0)
+            FL_LOG_WARNF("kv", "records follow a torn record",
+                         "file=%s offset=%zu next_valid=%zu", path, off, later);
         rc = truncate_tail(r, fd, path, off, size, why);
         if (rc != 0)
             goto out;

@@ -9,11 +9,14 @@
  * thread), except where a segment is created, sealed or truncated.
  *
  * Recovery replays every segment in order. The first invalid record decides
- * what happened: in the newest segment with nothing valid after it, it is a
- * torn tail from a crash, and the segment is truncated there (and the
- * truncation fsynced). Anywhere else, in a sealed segment or with a valid
- * record after it, records that were durable are damaged, and recovery
- * stops with an error naming the file and offset instead of dropping them.
+ * what happened. In the newest segment, above the durable watermark, it is
+ * a torn tail from a power loss, and the segment is truncated there (and
+ * the truncation fsynced), even when valid records follow: a disk may
+ * persist a later unsynced write and lose an earlier one, and every
+ * record after an unsynced one is unsynced too, because the log only
+ * appends. In a sealed segment, or at or below the watermark, records
+ * that were durable are damaged, and recovery stops with an error naming
+ * the file and offset instead of dropping them.
  *
  * Not thread-safe: the engine serializes calls under its lock.
  */
