@@ -37,10 +37,19 @@ struct claims {
     size_t cap;
 };
 
+/* A node's start: the term and vote it read from its storage. */
+struct boot {
+    uint64_t node, term, vote;
+    struct origin at;
+};
+
 struct chk_raftlog {
     struct claims leaders; /* term -> node */
     struct claims votes;   /* (node, term) -> vote */
     struct claims applied; /* index -> term << 32 | hash */
+    struct claims elected; /* (voter, term) -> the leader its vote elected */
+    struct boot *boots;    /* every restart, checked against elected */
+    size_t n_boots, cap_boots;
     /* The highest term each node reached in the current file: restarts
      * are checked in a file's line order, since only there is the order
      * of a node's lines known. */
@@ -184,6 +193,8 @@ void chk_raftlog_free(struct chk_raftlog *a)
     free(a->leaders.v);
     free(a->votes.v);
     free(a->applied.v);
+    free(a->elected.v);
+    free(a->boots);
     for (size_t i = 0; i < a->n_files; i++)
         free(a->files[i]);
     free(a->files);
@@ -238,6 +249,15 @@ int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
     a->stats.events++;
     if (is(msg, mlen, "boot")) {
         a->stats.boots++;
+        if (a->n_boots == a->cap_boots) {
+            size_t cap = a->cap_boots ? a->cap_boots * 2 : 64;
+            struct boot *v = realloc(a->boots, cap * sizeof(*v));
+            if (v == NULL)
+                return -ENOMEM;
+            a->boots = v;
+            a->cap_boots = cap;
+        }
+        a->boots[a->n_boots++] = (struct boot){node, term, vote, at};
         if (term < a->highest[node])
             violation(a, at,
                       "node %" PRIu64 " restarted in term %" PRIu64
@@ -247,7 +267,19 @@ int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
     if (term > a->highest[node])
         a->highest[node] = term;
     if (is(msg, mlen, "leader")) {
+        uint64_t voters = 0;
         a->stats.leaders++;
+        /* Older logs have no voters field. */
+        if (number(text, len, "voters", &voters)) {
+            for (uint64_t v = 1; v <= MAX_NODE && v < 64; v++) {
+                if (v == node || !(voters & (UINT64_C(1) << v)))
+                    continue;
+                if ((c = find(&a->elected, v, term, &fresh)) == NULL)
+                    return -ENOMEM;
+                c->value = node;
+                c->at = at;
+            }
+        }
         if ((c = find(&a->leaders, term, 0, &fresh)) == NULL)
             return -ENOMEM;
         if (fresh) {
@@ -294,10 +326,43 @@ int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
     return a->kept.failed ? -ENOMEM : 0;
 }
 
+/* Looks a claim up without adding it. */
+static const struct claim *lookup(const struct claims *c, uint64_t k1,
+                                  uint64_t k2)
+{
+    if (c->cap == 0)
+        return NULL;
+    size_t i = (size_t)(k1 * 0x9e3779b97f4a7c15ull ^ k2) & (c->cap - 1);
+    while (c->v[i].used) {
+        if (c->v[i].key1 == k1 && c->v[i].key2 == k2)
+            return &c->v[i];
+        i = (i + 1) & (c->cap - 1);
+    }
+    return NULL;
+}
+
 void chk_raftlog_report(const struct chk_raftlog *a, struct fl_buf *out,
                         struct chk_raftlog_stats *stats)
 {
     if (a->kept.len > 0)
         fl_buf_add(out, a->kept.data, a->kept.len);
     *stats = a->stats;
+    /* A vote a leader counted was durable before it was sent, so a voter
+     * that restarts in that term must still hold it. The leader's line can
+     * be in any file, which is why this waits for the end. */
+    for (size_t i = 0; i < a->n_boots; i++) {
+        const struct boot *b = &a->boots[i];
+        const struct claim *c = lookup(&a->elected, b->node, b->term);
+        if (c == NULL || c->value == b->vote)
+            continue;
+        if (stats->violations++ >= MAX_KEPT)
+            continue;
+        fl_buf_printf(out,
+                      "%s:%" PRIu64 ": node %" PRIu64
+                      " restarted in term %" PRIu64 " with vote %" PRIu64
+                      ", but its vote in that term had elected node %" PRIu64
+                      " (%s:%" PRIu64 "): the vote was not durable\n",
+                      b->at.file, b->at.line, b->node, b->term, b->vote,
+                      c->value, c->at.file, c->at.line);
+    }
 }

@@ -11,6 +11,9 @@
  *
  *   - election safety: at most one leader per term;
  *   - one vote per node and term, also across restarts;
+ *   - durable votes: a node that restarts in a term keeps the vote it
+ *     gave in that term to a leader that counted it (leader lines name
+ *     their voters, voters=MASK with bit i for node i);
  *   - terms that never go back: a node boots in a term at least as high
  *     as any it reached before, on earlier lines of the same file (the
  *     order of lines across files is unknown);

@@ -92,7 +92,12 @@ struct rft {
 static void trace(const struct rft *r, enum rft_trace_type type, uint64_t term,
                   uint32_t vote, uint64_t index, uint32_t hash)
 {
-    struct rft_trace t = {type, r->cfg.id, term, vote, index, hash};
+    struct rft_trace t = {type, r->cfg.id, term, vote, index, hash, 0};
+
+    /* A leader names the votes it won, so an audit can check that each
+     * voter kept its vote across a restart. */
+    if (type == RFT_TRACE_LEADER)
+        t.voters = r->votes;
 
     if (r->cfg.trace != NULL)
         r->cfg.trace(r->cfg.trace_arg, &t);

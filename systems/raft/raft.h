@@ -232,7 +232,8 @@ struct rft_trace {
     uint64_t term;
     uint32_t vote;
     uint64_t index;
-    uint32_t hash; /* CRC32C of the entry's type and data */
+    uint32_t hash;   /* CRC32C of the entry's type and data */
+    uint32_t voters; /* leader: bit i set for each node i whose vote won */
 };
 
 typedef void (*rft_tracer)(void *arg, const struct rft_trace *event);

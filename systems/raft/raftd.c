@@ -230,9 +230,16 @@ static void on_trace(void *arg, const struct rft_trace *t)
     (void)arg;
     if (t->type == RFT_TRACE_APPEND && fl__log_threshold > FL_LOG_DEBUG)
         return; /* appends are many, and the other events imply them */
-    FL_LOG_INFOF("raft", names[t->type],
-                 "node=%u term=%" PRIu64 " vote=%u index=%" PRIu64 " hash=%u",
-                 t->node, t->term, t->vote, t->index, t->hash);
+    if (t->type == RFT_TRACE_LEADER)
+        FL_LOG_INFOF("raft", names[t->type],
+                     "node=%u term=%" PRIu64 " vote=%u index=%" PRIu64
+                     " hash=%u voters=%u",
+                     t->node, t->term, t->vote, t->index, t->hash, t->voters);
+    else
+        FL_LOG_INFOF("raft", names[t->type],
+                     "node=%u term=%" PRIu64 " vote=%u index=%" PRIu64
+                     " hash=%u",
+                     t->node, t->term, t->vote, t->index, t->hash);
 }
 
 /* ---- peers ------------------------------------------------------------- */
