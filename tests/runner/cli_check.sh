@@ -389,6 +389,15 @@ expect audit-no-events 3 "unknown: no raft events found" -- \
 expect audit-help 0 "Usage: faultline audit raft" -- "$faultline" audit raft --help
 expect audit-same-file-twice 0 " 0 violation" -- \
   "$faultline" audit raft -- "$tmp/n4.log.ok" "$tmp/n4.log.ok"
+# A vote a leader counted must survive the voter's restart in that term,
+# whichever file comes first. voters=192 is nodes 6 and 7.
+{ ev 6 vote 3 6 0 0; echo "$(ev 6 leader 3 0 0 0) voters=192"; } >"$tmp/n6.log"
+{ ev 7 vote 3 6 0 0; ev 7 boot 3 0 0 0; } >"$tmp/n7.log"
+{ ev 7 vote 3 6 0 0; ev 7 boot 3 6 0 0; } >"$tmp/n7.log.ok"
+expect audit-vote-lost 1 "n7.log:2: node 7 restarted in term 3 with vote 0, but its vote in that term had elected node 6" -- \
+  "$faultline" audit raft "$tmp/n7.log" "$tmp/n6.log"
+expect audit-vote-kept 0 " 0 violation" -- \
+  "$faultline" audit raft "$tmp/n6.log" "$tmp/n7.log.ok"
 printf '%s\r\n' "$(ev 6 vote 3 1 0 0)" >"$tmp/crlf.log"
 expect audit-crlf 0 "^1 raft events" -- "$faultline" audit raft "$tmp/crlf.log"
 
