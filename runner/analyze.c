@@ -8,6 +8,9 @@
  *   node logs        sanitizer reports, assertion failures and fatal
  *                    errors in the nodes' output, and exits the nemesis
  *                    did not cause;
+ *   durability       no read misses a write acknowledged before it
+ *                    began (runner/durability.c); a write that a final
+ *                    read, or a read after a crash fault, misses was lost;
  *   availability     ok operations per second while some fault was active
  *                    and while none was, from the history's completion
  *                    times and nemesis.jsonl.
@@ -38,13 +41,6 @@
 static const char *const log_patterns[] = {
     "AddressSanitizer", "LeakSanitizer",      "runtime error:", "Assertion",
     "assertion failed", "Segmentation fault", "level=fatal",    "panic",
-};
-
-/* One fault's time span, and the operations that succeeded in it. */
-struct interval {
-    int64_t start, stop;
-    char fault[24];
-    uint64_t ok;
 };
 
 static void add_json_str(struct fl_buf *b, const char *s)
@@ -139,14 +135,14 @@ static int scan_logs(const struct run_facts *f, struct fl_buf *check,
 
 /* ---- availability ------------------------------------------------------ */
 
-static size_t read_faults(const char *dir, int64_t end, struct interval **out)
+static size_t read_faults(const char *dir, int64_t end, struct run_span **out)
 {
     char path[PATH_MAX];
     char *line = NULL;
     size_t cap = 0;
     size_t n = 0;
     size_t room = 0;
-    struct interval *iv = NULL;
+    struct run_span *iv = NULL;
     FILE *in;
 
     snprintf(path, sizeof(path), "%s/nemesis.jsonl", dir);
@@ -165,7 +161,7 @@ static size_t read_faults(const char *dir, int64_t end, struct interval **out)
         if (strstr(line, "\"action\":\"start\"") != NULL) {
             if (n == room) {
                 room = room ? room * 2 : 16;
-                struct interval *g = realloc(iv, room * sizeof(*g));
+                struct run_span *g = realloc(iv, room * sizeof(*g));
                 if (g == NULL)
                     break;
                 iv = g;
@@ -194,7 +190,7 @@ struct op_counts {
     uint64_t open; /* never completed */
 };
 
-static int count_ops(const char *dir, struct interval *iv, size_t n_iv,
+static int count_ops(const char *dir, struct run_span *iv, size_t n_iv,
                      int64_t end, struct op_counts *k, char *err,
                      size_t err_size)
 {
@@ -254,12 +250,14 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
     struct fl_buf logs;
     struct fl_buf anomalies;
     struct fl_buf lin;
+    struct fl_buf dur;
+    struct run_durability_result dur_res;
     struct chk_lin_options o;
     struct run_check_outcome lin_out;
     struct chk_raftlog *audit = NULL;
     char audit_err[512] = "";
     char path[PATH_MAX];
-    struct interval *iv = NULL;
+    struct run_span *iv = NULL;
     size_t n_iv;
     struct op_counts k;
     char count_err[512] = "";
@@ -276,6 +274,7 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
     fl_buf_init(&logs);
     fl_buf_init(&anomalies);
     fl_buf_init(&lin);
+    fl_buf_init(&dur);
 
     /* Linearizability. */
     chk_lin_options_default(&o);
@@ -317,8 +316,22 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
                   sizeof(audit_err)) > 0)
         invalid = true;
 
-    /* Availability. */
+    /* Durability, which names crash faults from nemesis.jsonl. */
     n_iv = read_faults(f->dir, f->workload_ns, &iv);
+    {
+        struct run_durability_input din = {
+            .history_path = path,
+            .workload_end_ns = f->workload_ns,
+            .spans = iv,
+            .n_spans = n_iv,
+        };
+        snprintf(path, sizeof(path), "%s/history.jsonl", f->dir);
+        run_check_durability(&din, &dur, &anomalies, &n_anomalies, &dur_res);
+        if (dur_res.lost + dur_res.unseen > 0)
+            invalid = true;
+    }
+
+    /* Availability. */
     count_ops(f->dir, iv, n_iv, f->workload_ns, &k, count_err,
               sizeof(count_err));
     double in_s = 0;
@@ -388,6 +401,8 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
         fl_buf_free(&report);
         chk_raftlog_free(audit);
     }
+    fl_buf_adds(&res, ",\"durability\":");
+    fl_buf_add(&res, dur.data, dur.len);
     fl_buf_adds(&res, ",\"logs\":");
     fl_buf_add(&res, logs.data, logs.len);
     fl_buf_adds(&res, "},\"anomalies\":[");
@@ -469,6 +484,12 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
             out->summary + used, sizeof(out->summary) - used,
             "  linearizability: %s\n",
             rc != 0 ? "not checked" : chk_verdict_name(lin_out.verdict));
+    if (used < sizeof(out->summary) && dur_res.lost + dur_res.unseen > 0)
+        used += (size_t)snprintf(
+            out->summary + used, sizeof(out->summary) - used,
+            "  durability: %" PRIu64 " acknowledged writes lost, %" PRIu64
+            " unseen by later reads\n",
+            dur_res.lost, dur_res.unseen);
     if (used < sizeof(out->summary) && n_anomalies > 0)
         used += (size_t)snprintf(
             out->summary + used, sizeof(out->summary) - used,
@@ -518,5 +539,6 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
     fl_buf_free(&logs);
     fl_buf_free(&anomalies);
     fl_buf_free(&lin);
+    fl_buf_free(&dur);
     return rc;
 }

@@ -27,10 +27,28 @@
 #define CAMPAIGN_MAX_BYTES (1u << 20)
 
 static const char *const fault_names[CAMP_FAULT__COUNT] = {
-    "kill",      "pause",     "halves", "majority-ring", "isolate-primary",
-    "bridge",    "one-way",   "loss",   "delay",         "lose-unsynced",
-    "fsync-eio", "write-eio",
+    "kill",
+    "pause",
+    "halves",
+    "majority-ring",
+    "isolate-primary",
+    "bridge",
+    "one-way",
+    "loss",
+    "delay",
+    "lose-unsynced",
+    "fsync-eio",
+    "write-eio",
+    "write-enospc",
+    "torn-write",
+    "torn-seq",
+    "crash-at",
+    "corrupt",
 };
+
+static const char *const tear_names[] = {"prefix", "sectors"};
+static const char *const op_names[] = {"fsync", "rename", "unlink"};
+static const char *const when_names[] = {"before", "after"};
 
 static const char *const target_names[] = {
     "one", "minority", "majority", "all", "primary", "list",
@@ -206,6 +224,34 @@ static int unknown(struct ctx *x, const char *allowed)
     return fail(x, "unknown field; expected one of %s", allowed);
 }
 
+/* Reads an array of names, or one name, into bits: bit i for names[i]. */
+static int get_bits(struct ctx *x, const struct fl_json *v,
+                    const char *const *names, size_t n, unsigned *out)
+{
+    int k;
+    int rc;
+
+    *out = 0;
+    if (v->kind == FL_JSON_STRING) {
+        rc = get_choice(x, v, names, n, &k);
+        if (rc == 0)
+            *out = 1u << k;
+        return rc;
+    }
+    if (v->kind != FL_JSON_ARRAY || v->u.array.count == 0)
+        return fail(x, "expected a name or a non-empty array of names, got %s",
+                    fl_json_kind_name(v->kind));
+    for (size_t i = 0; i < v->u.array.count; i++) {
+        size_t mark = push(x, NULL, 0, (long)i);
+        rc = get_choice(x, &v->u.array.items[i], names, n, &k);
+        if (rc != 0)
+            return rc;
+        *out |= 1u << k;
+        pop(x, mark);
+    }
+    return 0;
+}
+
 /* ---- sections ---------------------------------------------------------- */
 
 static int parse_bugs(struct ctx *x, const struct fl_json *v,
@@ -241,16 +287,32 @@ static int parse_system_options(struct ctx *x, const struct fl_json *v,
                                 struct camp_campaign *c)
 {
     static const char allowed[] =
-        "election_timeout_ms, heartbeat_ms, snapshot_every, inject_bug";
+        "election_timeout_ms, heartbeat_ms, snapshot_every, inject_bug, "
+        "sync, segment_bytes";
     int rc = want_object(x, v);
 
     for (size_t i = 0; rc == 0 && i < v->u.object.count; i++) {
         const struct fl_json_member *m = &v->u.object.members[i];
         size_t mark = push(x, m->key.ptr, m->key.len, 0);
+        enum kv_sync sync;
+        unsigned batch_ms;
         if (c->system != CAMP_SYSTEM_RAFT &&
-            (key_is(m, "election_timeout_ms") || key_is(m, "heartbeat_ms") ||
-             key_is(m, "snapshot_every")))
+            (key_is(m, "election_timeout_ms") || key_is(m, "heartbeat_ms")))
             rc = fail(x, "only fl-raftd (system \"raft\") takes this option");
+        else if (c->system != CAMP_SYSTEM_KV &&
+                 (key_is(m, "sync") || key_is(m, "segment_bytes")))
+            rc = fail(x, "only fl-kvd (system \"kv\") takes this option");
+        else if (key_is(m, "sync")) {
+            rc = get_string(x, &m->value, c->sync, sizeof(c->sync));
+            if (rc == 0 && (kv_sync_parse(c->sync, &sync, &batch_ms) != 0 ||
+                            sync == KV_SYNC_NONE))
+                rc =
+                    fail(x, "expected \"always\" or \"batch:MS\" with MS from "
+                            "1 to 10000; \"none\" acknowledges writes that are "
+                            "not durable, so no campaign can expect it valid");
+        } else if (key_is(m, "segment_bytes"))
+            rc = get_uint(x, &m->value, 4096, UINT64_C(1) << 40, "bytes",
+                          &c->segment_bytes);
         else if (key_is(m, "election_timeout_ms"))
             rc = get_unsigned(x, &m->value, 50, 60000, "milliseconds",
                               &c->election_timeout_ms);
@@ -307,7 +369,8 @@ static int parse_workload(struct ctx *x, const struct fl_json *v,
                           struct camp_campaign *c)
 {
     static const char allowed[] = "kind, keys, concurrency, rate, mix, "
-                                  "value_max, timeout_ms, reads, final_read_s";
+                                  "value_max, value_bytes, timeout_ms, reads, "
+                                  "final_read_s";
     static const char *const kinds[] = {"register"};
     static const char *const reads[] = {"leader", "any"};
     int rc = want_object(x, v);
@@ -327,6 +390,8 @@ static int parse_workload(struct ctx *x, const struct fl_json *v,
                             &c->rate);
         else if (key_is(m, "mix"))
             rc = parse_mix(x, &m->value, c);
+        else if (key_is(m, "value_bytes"))
+            rc = get_unsigned(x, &m->value, 0, 4096, "bytes", &c->value_bytes);
         else if (key_is(m, "value_max"))
             rc = get_unsigned(x, &m->value, 0, 1000000000, "(0: unique)",
                               &c->value_max);
@@ -385,7 +450,13 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
                        const struct camp_campaign *c, struct camp_fault *f)
 {
     static const char allowed[] =
-        "kind, targets, weight, probability, delay_ms, optional";
+        "kind, targets, weight, probability, delay_ms, optional, pattern, "
+        "nth_max, tear, ops, when, power_loss, untouched_s";
+    bool armed_field = false;
+    bool have_tear = false;
+    bool have_crash = false;
+    bool have_pattern = false;
+    bool have_untouched = false;
     bool have_kind = false;
     bool have_targets = false;
     int kind;
@@ -396,6 +467,12 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
     f->probability = 0.2;
     f->delay_ms = 50;
     f->targets = CAMP_TARGET_ONE;
+    f->nth_max = 0; /* set from the kind below */
+    f->tear = CAMP_TEAR_PREFIX | CAMP_TEAR_SECTORS;
+    f->ops = CAMP_OP_FSYNC | CAMP_OP_RENAME | CAMP_OP_UNLINK;
+    f->when = CAMP_WHEN_BEFORE | CAMP_WHEN_AFTER;
+    f->power_loss = true;
+    f->untouched_s = 1;
     if (v->kind == FL_JSON_STRING) {
         rc = get_choice(x, v, fault_names, CAMP_FAULT__COUNT, &kind);
         f->kind = (enum camp_fault_kind)kind;
@@ -424,6 +501,29 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
                                   &f->delay_ms);
             } else if (key_is(m, "optional")) {
                 rc = get_bool(x, &m->value, &f->optional);
+            } else if (key_is(m, "pattern")) {
+                rc = get_string(x, &m->value, f->pattern, sizeof(f->pattern));
+                have_pattern = true;
+            } else if (key_is(m, "untouched_s")) {
+                rc = get_number(x, &m->value, 0, 3600, "seconds",
+                                &f->untouched_s);
+                have_untouched = true;
+            } else if (key_is(m, "nth_max")) {
+                rc =
+                    get_unsigned(x, &m->value, 1, 100000, "calls", &f->nth_max);
+                armed_field = true;
+            } else if (key_is(m, "tear")) {
+                rc = get_bits(x, &m->value, tear_names, 2, &f->tear);
+                have_tear = true;
+            } else if (key_is(m, "ops")) {
+                rc = get_bits(x, &m->value, op_names, 3, &f->ops);
+                have_crash = true;
+            } else if (key_is(m, "when")) {
+                rc = get_bits(x, &m->value, when_names, 2, &f->when);
+                have_crash = true;
+            } else if (key_is(m, "power_loss")) {
+                rc = get_bool(x, &m->value, &f->power_loss);
+                have_crash = true;
             } else {
                 rc = unknown(x, allowed);
             }
@@ -435,6 +535,28 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
     }
     if (rc != 0)
         return rc;
+    if (f->nth_max == 0)
+        f->nth_max =
+            f->kind == CAMP_FAULT_TORN_WRITE || f->kind == CAMP_FAULT_CRASH_AT
+                ? 20
+                : 1;
+    if (armed_field && !camp_fault_is_armed(f->kind))
+        return fail(x,
+                    "nth_max aims the faults armed on calls (fsync-eio, "
+                    "write-eio, write-enospc, torn-write, crash-at), not %s",
+                    fault_names[f->kind]);
+    if (have_pattern && !camp_fault_is_armed(f->kind) &&
+        f->kind != CAMP_FAULT_CORRUPT)
+        return fail(x,
+                    "pattern aims the faults armed on calls and corrupt, "
+                    "not %s",
+                    fault_names[f->kind]);
+    if (have_untouched && f->kind != CAMP_FAULT_CORRUPT)
+        return fail(x, "untouched_s applies to corrupt only");
+    if (have_tear && f->kind != CAMP_FAULT_TORN_WRITE)
+        return fail(x, "tear applies to torn-write only");
+    if (have_crash && f->kind != CAMP_FAULT_CRASH_AT)
+        return fail(x, "ops, when and power_loss apply to crash-at only");
     if (have_targets && !camp_fault_has_targets(f->kind))
         return fail(x, "%s chooses its own nodes and takes no targets",
                     fault_names[f->kind]);
@@ -795,6 +917,21 @@ static void add_number(struct fl_buf *b, const char *key, double v, bool comma)
     fl_buf_printf(b, "%s\"%s\":%.15g", comma ? "," : "", key, v);
 }
 
+static void add_bits(struct fl_buf *b, const char *field,
+                     const char *const *names, size_t n, unsigned bits)
+{
+    bool first = true;
+
+    fl_buf_printf(b, ",\"%s\":[", field);
+    for (size_t i = 0; i < n; i++) {
+        if (bits & (1u << i)) {
+            fl_buf_printf(b, "%s\"%s\"", first ? "" : ",", names[i]);
+            first = false;
+        }
+    }
+    fl_buf_addc(b, ']');
+}
+
 void camp_write(const struct camp_campaign *c, struct fl_buf *b)
 {
     static const char *const networks[] = {"auto", "namespaces", "loopback"};
@@ -822,6 +959,14 @@ void camp_write(const struct camp_campaign *c, struct fl_buf *b)
                       "\"snapshot_every\":%llu,",
                       c->election_timeout_ms, c->heartbeat_ms,
                       (unsigned long long)c->snapshot_every);
+    if (c->system == CAMP_SYSTEM_KV) {
+        fl_buf_printf(b, "\"snapshot_every\":%llu,\"sync\":\"%s\",",
+                      (unsigned long long)c->snapshot_every,
+                      c->sync[0] ? c->sync : "always");
+        if (c->segment_bytes != 0)
+            fl_buf_printf(b, "\"segment_bytes\":%llu,",
+                          (unsigned long long)c->segment_bytes);
+    }
     fl_buf_adds(b, "\"inject_bug\":[");
     for (size_t i = 0; i < c->n_bugs; i++) {
         if (i > 0)
@@ -837,8 +982,10 @@ void camp_write(const struct camp_campaign *c, struct fl_buf *b)
     add_number(b, "read", c->mix_read, false);
     add_number(b, "write", c->mix_write, true);
     add_number(b, "cas", c->mix_cas, true);
-    fl_buf_printf(b, "},\"value_max\":%u,\"timeout_ms\":%u,\"reads\":\"%s\"",
-                  c->value_max, c->timeout_ms,
+    fl_buf_printf(b,
+                  "},\"value_max\":%u,\"value_bytes\":%u,\"timeout_ms\":%u,"
+                  "\"reads\":\"%s\"",
+                  c->value_max, c->value_bytes, c->timeout_ms,
                   c->reads_anywhere ? "any" : "leader");
     add_number(b, "final_read_s", c->final_read_s, true);
     fl_buf_adds(b, "},\"nemesis\":{\"faults\":[");
@@ -861,6 +1008,24 @@ void camp_write(const struct camp_campaign *c, struct fl_buf *b)
         if (f->kind == CAMP_FAULT_DELAY)
             fl_buf_printf(b, ",\"delay_ms\":%u,\"optional\":%s", f->delay_ms,
                           f->optional ? "true" : "false");
+        if (camp_fault_is_armed(f->kind)) {
+            fl_buf_adds(b, ",\"pattern\":");
+            fl_buf_add_json_string(b, f->pattern, strlen(f->pattern));
+            fl_buf_printf(b, ",\"nth_max\":%u", f->nth_max);
+        }
+        if (f->kind == CAMP_FAULT_CORRUPT) {
+            fl_buf_adds(b, ",\"pattern\":");
+            fl_buf_add_json_string(b, f->pattern, strlen(f->pattern));
+            add_number(b, "untouched_s", f->untouched_s, true);
+        }
+        if (f->kind == CAMP_FAULT_TORN_WRITE)
+            add_bits(b, "tear", tear_names, 2, f->tear);
+        if (f->kind == CAMP_FAULT_CRASH_AT) {
+            add_bits(b, "ops", op_names, 3, f->ops);
+            add_bits(b, "when", when_names, 2, f->when);
+            fl_buf_printf(b, ",\"power_loss\":%s",
+                          f->power_loss ? "true" : "false");
+        }
         fl_buf_addc(b, '}');
     }
     fl_buf_addc(b, ']');
@@ -903,8 +1068,22 @@ bool camp_fault_is_network(enum camp_fault_kind kind)
 
 bool camp_fault_is_disk(enum camp_fault_kind kind)
 {
-    return kind == CAMP_FAULT_LOSE_UNSYNCED || kind == CAMP_FAULT_FSYNC_EIO ||
-           kind == CAMP_FAULT_WRITE_EIO;
+    return kind == CAMP_FAULT_LOSE_UNSYNCED || kind == CAMP_FAULT_TORN_SEQ ||
+           kind == CAMP_FAULT_CORRUPT || camp_fault_is_armed(kind);
+}
+
+bool camp_fault_is_armed(enum camp_fault_kind kind)
+{
+    return kind == CAMP_FAULT_FSYNC_EIO || kind == CAMP_FAULT_WRITE_EIO ||
+           kind == CAMP_FAULT_WRITE_ENOSPC || kind == CAMP_FAULT_TORN_WRITE ||
+           kind == CAMP_FAULT_CRASH_AT;
+}
+
+bool camp_fault_is_crash(enum camp_fault_kind kind)
+{
+    return kind == CAMP_FAULT_KILL || kind == CAMP_FAULT_LOSE_UNSYNCED ||
+           kind == CAMP_FAULT_TORN_SEQ || kind == CAMP_FAULT_CORRUPT ||
+           camp_fault_is_armed(kind);
 }
 
 bool camp_has_disk_faults(const struct camp_campaign *c)

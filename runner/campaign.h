@@ -39,6 +39,11 @@ enum camp_fault_kind {
     CAMP_FAULT_LOSE_UNSYNCED,   /* SIGKILL and roll back unsynced changes */
     CAMP_FAULT_FSYNC_EIO,       /* the next fsync or fdatasync fails, EIO */
     CAMP_FAULT_WRITE_EIO,       /* the next write to a data file fails, EIO */
+    CAMP_FAULT_WRITE_ENOSPC,    /* the next write fails with ENOSPC */
+    CAMP_FAULT_TORN_WRITE,      /* a write persists in part, then power loss */
+    CAMP_FAULT_TORN_SEQ,        /* power loss keeping some unsynced writes */
+    CAMP_FAULT_CRASH_AT,        /* crash at an fsync, rename or unlink */
+    CAMP_FAULT_CORRUPT,         /* a byte of a durable file flipped */
     CAMP_FAULT__COUNT,
 };
 
@@ -66,7 +71,25 @@ struct camp_fault {
     double probability; /* loss: chance a packet is dropped */
     unsigned delay_ms;  /* delay */
     bool optional;      /* delay: skip, with a note, when netem is absent */
+    /* Disk faults aimed at calls (the EIO and ENOSPC faults, torn-write,
+     * crash-at): */
+    char pattern[64];   /* fnmatch pattern under the data directory; "" all
+                           (also corrupt's files) */
+    unsigned nth_max;   /* the Nth matching call, N drawn from 1..nth_max */
+    unsigned tear;      /* torn-write: CAMP_TEAR_* bits allowed */
+    unsigned ops;       /* crash-at: CAMP_OP_* bits */
+    unsigned when;      /* crash-at: CAMP_WHEN_* bits */
+    bool power_loss;    /* crash-at: roll back unsynced changes */
+    double untouched_s; /* corrupt: only files not modified for this long */
 };
+
+#define CAMP_TEAR_PREFIX  (1u << 0) /* keep the first bytes of the write */
+#define CAMP_TEAR_SECTORS (1u << 1) /* keep some of its 512-byte sectors */
+#define CAMP_OP_FSYNC     (1u << 0)
+#define CAMP_OP_RENAME    (1u << 1)
+#define CAMP_OP_UNLINK    (1u << 2)
+#define CAMP_WHEN_BEFORE  (1u << 0)
+#define CAMP_WHEN_AFTER   (1u << 1)
 
 struct camp_campaign {
     char name[64];
@@ -86,13 +109,16 @@ struct camp_campaign {
     uint64_t snapshot_every;
     char bugs[CAMP_MAX_BUGS][32];
     size_t n_bugs;
+    char sync[24];          /* fl-kvd --sync; "" for its default */
+    uint64_t segment_bytes; /* fl-kvd --segment-bytes; 0 for its default */
 
     /* workload: the register workload is the only kind so far */
     unsigned keys;
     unsigned concurrency;
     double rate;
     double mix_read, mix_write, mix_cas;
-    unsigned value_max; /* 0: unique values */
+    unsigned value_max;   /* 0: unique values */
+    unsigned value_bytes; /* 0: plain integers; else padded to this length */
     unsigned timeout_ms;
     bool reads_anywhere; /* "reads": "any" (default) or "leader" */
     double final_read_s; /* budget for the final reads */
@@ -137,10 +163,19 @@ bool camp_fault_has_targets(enum camp_fault_kind kind);
 /* True for partitions, one-way, loss and delay. */
 bool camp_fault_is_network(enum camp_fault_kind kind);
 
-/* True for lose-unsynced, fsync-eio and write-eio: a campaign with one of
- * them runs every node under the disk-fault supervisor (nemesis/disk_fault.h).
- */
+/* True for lose-unsynced, the EIO and ENOSPC faults, torn-write, torn-seq,
+ * crash-at and corrupt: a campaign with one of them runs every node under
+ * the disk-fault supervisor (nemesis/disk_fault.h). */
 bool camp_fault_is_disk(enum camp_fault_kind kind);
+
+/* True for the disk faults armed on calls, which end in an error or a
+ * crash only when the node makes a matching call: the EIO and ENOSPC
+ * faults, torn-write and crash-at. */
+bool camp_fault_is_armed(enum camp_fault_kind kind);
+
+/* True for the faults that stop the node until the fault ends: kill,
+ * lose-unsynced, torn-seq, corrupt, and the armed ones once they fire. */
+bool camp_fault_is_crash(enum camp_fault_kind kind);
 
 /* True when the campaign lists a disk fault. */
 bool camp_has_disk_faults(const struct camp_campaign *c);

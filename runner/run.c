@@ -73,6 +73,9 @@ static const char run_help[] =
     "  --nodes N        cluster size, overriding the campaign's\n"
     "  --store DIR      where runs are stored (default: store)\n"
     "  --network MODE   auto (default), namespaces or loopback\n"
+    "  --no-bugs        run without the campaign's planted bugs, as\n"
+    "                   NAME-no-bugs expecting valid: its faults alone must\n"
+    "                   not break the correct system\n"
     "  --dry-run        validate, print the resolved campaign and the fault\n"
     "                   plan, and start nothing\n"
     "  --bin-dir DIR    where fl-raftd and fl-kvd are (default: found next\n"
@@ -102,10 +105,14 @@ struct node {
     char peer_addr[64];
     char data_dir[PATH_MAX];
     char log_path[PATH_MAX];
-    bool killed;        /* by the nemesis; restarted when the fault stops */
-    int64_t restart_at; /* after an exit the nemesis did not cause */
-    unsigned eio_armed; /* fsync-eio and write-eio faults active on it */
-    uint64_t eio_fired; /* the supervisor's faults_fired when armed */
+    bool killed;         /* by the nemesis; restarted when the fault stops */
+    int64_t restart_at;  /* after an exit the nemesis did not cause */
+    unsigned disk_armed; /* disk faults armed on calls, active on it */
+    uint64_t disk_fired; /* the supervisor's faults_fired when armed */
+    /* The corrupt fault's damage, and until when an exit after the
+     * restart on it counts as refusing the damaged store. */
+    struct run_damage damage;
+    int64_t refuse_until;
 };
 
 struct run {
@@ -458,6 +465,7 @@ static int start_node(struct run *r, struct node *n, char *err, size_t size)
     char election[16];
     char heartbeat[16];
     char snapshot[32];
+    char segment[32];
 
     if (run_mkdirs(n->data_dir) != 0) {
         int e = errno;
@@ -499,6 +507,15 @@ static int start_node(struct run *r, struct node *n, char *err, size_t size)
         argv[a++] = n->data_dir;
         argv[a++] = "--listen";
         argv[a++] = n->client_addr;
+        if (r->c.sync[0] != '\0') {
+            argv[a++] = "--sync";
+            argv[a++] = r->c.sync;
+        }
+        if (r->c.segment_bytes != 0) {
+            snprintf(segment, sizeof(segment), "%" PRIu64, r->c.segment_bytes);
+            argv[a++] = "--segment-bytes";
+            argv[a++] = segment;
+        }
     }
     argv[a++] = "--snapshot-every";
     argv[a++] = snapshot;
@@ -657,27 +674,138 @@ static void lose_unsynced(struct run *r, struct node *n,
     n->proc.stopped = false;
 }
 
-/* Makes the node's next fsync (fsync-eio) or data write (write-eio) fail
- * with EIO. Exiting on it is a correct reaction, so watch_nodes does not
- * count an exit as a crash while such a fault is armed. */
-static int arm_eio(struct node *n, enum camp_fault_kind kind, char *err,
-                   size_t size)
+/* Power loss that keeps some writes: of the data changes not yet
+ * durable, each one survives or not by a draw from the fault's keep_seed,
+ * and everything else not durable is rolled back. */
+static void torn_seq(struct run *r, struct node *n, struct run_fault *f)
 {
-    struct nem_disk_fault fault = {
-        .kind = kind == CAMP_FAULT_FSYNC_EIO ? NEM_DISK_FSYNC_EIO
-                                             : NEM_DISK_WRITE_EIO,
-        .nth = 1,
-    };
+    size_t count;
+    size_t *keep;
+    size_t n_keep = 0;
+    uint64_t state = f->keep_seed;
 
+    n->killed = true;
+    if (n->proc.stopped)
+        node_signal(n, SIGCONT);
+    /* Kill first, so the count cannot grow between reading and using it;
+     * the undo log outlives the process. */
+    if (nem_disk_kill(n->disk) != 0)
+        note(r, "fault %" PRIu64 " (torn-seq) on node %u: %s", f->id, n->id,
+             nem_disk_error(n->disk));
+    n->proc.pid = 0;
+    n->proc.stopped = false;
+    count = nem_disk_unsynced_writes(n->disk);
+    keep = calloc(count ? count : 1, sizeof(*keep));
+    if (keep == NULL) {
+        note(r,
+             "fault %" PRIu64 " (torn-seq): out of memory, so every "
+             "unsynced write was lost",
+             f->id);
+        count = 0;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (fl_splitmix64(&state) & 1)
+            keep[n_keep++] = i;
+    f->unsynced += count;
+    f->kept += n_keep;
+    if (nem_disk_torn_seq(n->disk, keep, n_keep) != 0)
+        note(r, "fault %" PRIu64 " (torn-seq) on node %u: %s", f->id, n->id,
+             nem_disk_error(n->disk));
+    free(keep);
+}
+
+/* Media damage on one node: a crash, then one byte of a durable file
+ * flipped. The node restarts on the damaged file when the fault stops. */
+static void corrupt(struct run *r, struct node *n, struct run_fault *f)
+{
+    const struct camp_fault *cf = &r->c.faults[f->spec];
+    char err[PATH_MAX + 256];
+    int rc;
+
+    n->killed = true;
+    node_stop(n, SIGKILL, 1000);
+    rc = run_corrupt(n->data_dir, cf->pattern, cf->untouched_s, f->pick,
+                     &n->damage, err, sizeof(err));
+    if (rc != 0) {
+        note(r, "fault %" PRIu64 " (corrupt) on node %u damaged nothing: %s",
+             f->id, n->id, err);
+        return;
+    }
+    snprintf(f->damaged_file, sizeof(f->damaged_file), "%s", n->damage.file);
+    f->damaged_offset = n->damage.offset;
+    f->damage_mask = n->damage.mask;
+}
+
+/* A node that exits with an error status soon after restarting on a
+ * damaged file refused to open it, which is the right reaction. The
+ * byte is put back and the node restarted, so one damaged file does not
+ * end the run. Returns true when the exit was such a refusal. */
+static bool refused_damage(struct run *r, struct node *n)
+{
+    char err[PATH_MAX + 256];
+
+    if (!n->damage.applied || fl_clock_now_ns() > n->refuse_until ||
+        !WIFEXITED(n->proc.status) || WEXITSTATUS(n->proc.status) == 0)
+        return false;
+    if (run_corrupt_undo(&n->damage, err, sizeof(err)) != 0)
+        note(r, "node %u: %s", n->id, err);
+    note(r,
+         "node %u refused to open its store after %s offset %" PRIu64
+         " was damaged; the byte was put back",
+         n->id, n->damage.file, n->damage.offset);
+    if (start_node(r, n, err, sizeof(err)) != 0)
+        broken(r, "node %u did not restart: %s", n->id, err);
+    return true;
+}
+
+/* Arms a disk fault that strikes at the node's Nth matching call: an I/O
+ * error, a torn write or a crash. Exiting on an error is a correct
+ * reaction, and the torn write and the crash kill the node, so
+ * watch_nodes does not count an exit as a crash while such a fault is
+ * armed. */
+static int arm_disk(struct run *r, struct node *n, const struct run_fault *f,
+                    char *err, size_t size)
+{
+    const struct camp_fault *cf = &r->c.faults[f->spec];
+    struct nem_disk_fault fault = {
+        .pattern = cf->pattern,
+        .nth = f->nth,
+    };
     struct nem_disk_stats stats;
 
+    switch (f->kind) {
+    case CAMP_FAULT_FSYNC_EIO:
+        fault.kind = NEM_DISK_FSYNC_EIO;
+        break;
+    case CAMP_FAULT_WRITE_EIO:
+        fault.kind = NEM_DISK_WRITE_EIO;
+        break;
+    case CAMP_FAULT_WRITE_ENOSPC:
+        fault.kind = NEM_DISK_WRITE_ENOSPC;
+        break;
+    case CAMP_FAULT_TORN_WRITE:
+        fault.kind = NEM_DISK_TORN_WRITE;
+        if (f->tear == CAMP_TEAR_SECTORS && f->sector_mask != 0)
+            fault.sector_mask = f->sector_mask;
+        else
+            fault.keep_bytes = f->tear == CAMP_TEAR_PREFIX ? f->keep_bytes : 0;
+        break;
+    default:
+        fault.kind = f->when == CAMP_WHEN_AFTER ? NEM_DISK_CRASH_AFTER
+                                                : NEM_DISK_CRASH_BEFORE;
+        fault.crash_ops = (cf->ops & CAMP_OP_FSYNC ? NEM_DISK_OP_FSYNC : 0) |
+                          (cf->ops & CAMP_OP_RENAME ? NEM_DISK_OP_RENAME : 0) |
+                          (cf->ops & CAMP_OP_UNLINK ? NEM_DISK_OP_UNLINK : 0);
+        fault.lose_unsynced = cf->power_loss;
+        break;
+    }
     if (nem_disk_arm(n->disk, &fault) != 0) {
         say(err, size, "node %u: %s", n->id, nem_disk_error(n->disk));
         return -1;
     }
-    if (n->eio_armed++ == 0) {
+    if (n->disk_armed++ == 0) {
         nem_disk_get_stats(n->disk, &stats);
-        n->eio_fired = stats.faults_fired;
+        n->disk_fired = stats.faults_fired;
     }
     return 0;
 }
@@ -717,10 +845,21 @@ static void start_fault(struct run *r, struct run_fault *f)
         for (size_t i = 0; i < f->n_targets; i++)
             lose_unsynced(r, &r->nodes[f->targets[i]], f);
         break;
+    case CAMP_FAULT_TORN_SEQ:
+        for (size_t i = 0; i < f->n_targets; i++)
+            torn_seq(r, &r->nodes[f->targets[i]], f);
+        break;
+    case CAMP_FAULT_CORRUPT:
+        for (size_t i = 0; i < f->n_targets; i++)
+            corrupt(r, &r->nodes[f->targets[i]], f);
+        break;
     case CAMP_FAULT_FSYNC_EIO:
     case CAMP_FAULT_WRITE_EIO:
+    case CAMP_FAULT_WRITE_ENOSPC:
+    case CAMP_FAULT_TORN_WRITE:
+    case CAMP_FAULT_CRASH_AT:
         for (size_t i = 0; rc == 0 && i < f->n_targets; i++)
-            rc = arm_eio(&r->nodes[f->targets[i]], f->kind, err, sizeof(err));
+            rc = arm_disk(r, &r->nodes[f->targets[i]], f, err, sizeof(err));
         break;
     case CAMP_FAULT_LOSS:
         for (size_t i = 0; rc == 0 && i < f->n_targets; i++)
@@ -750,23 +889,24 @@ static void start_fault(struct run *r, struct run_fault *f)
              f->id);
 }
 
-/* Ends one EIO fault on a node. nem_disk_disarm drops every armed fault,
- * so the node's other EIO faults end here too. A node whose fault fired
- * restarts: one that exited on the error, and also one that stays up,
- * because a store that failed a write or fsync refuses writes until it is
- * reopened (fl-kvd does). The restart is a process crash, so unsynced
+/* Ends one armed disk fault on a node. nem_disk_disarm drops every armed
+ * fault, so the node's other armed faults end here too. A node whose fault
+ * fired restarts: one that a torn write or crash killed, one that exited
+ * on an error, and also one that stays up after an error, because a store
+ * that failed a write or fsync refuses writes until it is reopened (fl-kvd
+ * does). Restarting one that stays up is a process crash, so its unsynced
  * data stays in the supervisor's undo log. */
-static void disarm_eio(struct run *r, struct node *n)
+static void disarm_disk(struct run *r, struct node *n)
 {
     struct nem_disk_stats stats;
     char err[512];
 
-    if (n->eio_armed == 0)
+    if (n->disk_armed == 0)
         return;
-    n->eio_armed = 0;
+    n->disk_armed = 0;
     nem_disk_get_stats(n->disk, &stats);
     nem_disk_disarm(n->disk);
-    if (stats.faults_fired == n->eio_fired && n->proc.pid != 0)
+    if (stats.faults_fired == n->disk_fired && n->proc.pid != 0)
         return;
     n->killed = true;
     node_stop(n, SIGKILL, 0);
@@ -781,8 +921,12 @@ static void stop_fault(struct run *r, struct run_fault *f)
     switch (f->kind) {
     case CAMP_FAULT_KILL:
     case CAMP_FAULT_LOSE_UNSYNCED:
+    case CAMP_FAULT_TORN_SEQ:
+    case CAMP_FAULT_CORRUPT:
         for (size_t i = 0; i < f->n_targets; i++) {
             struct node *n = &r->nodes[f->targets[i]];
+            /* A store that refuses damage exits within a moment. */
+            n->refuse_until = fl_clock_now_ns() + fl_clock_sec_to_ns(5);
             if (n->proc.pid == 0 && start_node(r, n, err, sizeof(err)) != 0)
                 broken(r, "node %u did not restart: %s", n->id, err);
         }
@@ -793,8 +937,11 @@ static void stop_fault(struct run *r, struct run_fault *f)
         break;
     case CAMP_FAULT_FSYNC_EIO:
     case CAMP_FAULT_WRITE_EIO:
+    case CAMP_FAULT_WRITE_ENOSPC:
+    case CAMP_FAULT_TORN_WRITE:
+    case CAMP_FAULT_CRASH_AT:
         for (size_t i = 0; i < f->n_targets; i++)
-            disarm_eio(r, &r->nodes[f->targets[i]]);
+            disarm_disk(r, &r->nodes[f->targets[i]]);
         break;
     case CAMP_FAULT_DELAY:
         for (size_t i = 0; i < f->n_targets; i++)
@@ -851,17 +998,20 @@ static void watch_nodes(struct run *r)
     for (unsigned i = 1; i <= r->c.nodes; i++) {
         struct node *n = &r->nodes[i];
         bool exited = n->proc.pid != 0 && node_poll(n) == 1;
-        if (exited && !n->killed && n->eio_armed > 0) {
-            /* Exiting on an injected EIO is a correct reaction, so it is
-             * no crash, and the node restarts when its fault stops. */
+        if (exited && !n->killed && n->disk_armed > 0) {
+            /* A torn write or a crash kills the node, and exiting on an
+             * injected error is a correct reaction, so it is no crash;
+             * the node restarts when its fault stops. */
             fprintf(stderr,
-                    "%sfaultline run: node %u exited with %s %d while an "
-                    "EIO fault was armed\n",
+                    "%sfaultline run: node %u exited with %s %d while a "
+                    "disk fault was armed\n",
                     r->tty ? "\r\033[K" : "", i,
                     WIFSIGNALED(n->proc.status) ? "signal" : "status",
                     WIFSIGNALED(n->proc.status) ? WTERMSIG(n->proc.status)
                                                 : WEXITSTATUS(n->proc.status));
             n->killed = true;
+        } else if (exited && !n->killed && refused_damage(r, n)) {
+            continue;
         } else if (exited && !n->killed) {
             if (r->n_crashes < MAX_CRASHES) {
                 say(r->crash_text[r->n_crashes], sizeof(r->crash_text[0]),
@@ -1065,6 +1215,7 @@ struct run_args {
     unsigned nodes;
     int network; /* -1: the campaign's */
     bool dry_run;
+    bool no_bugs;
 };
 
 /* Decides namespaces or loopback, and which faults can run. */
@@ -1353,6 +1504,7 @@ static int execute(struct run *r, const struct run_args *a)
             .mix_write = r->c.mix_write,
             .mix_cas = r->c.mix_cas,
             .value_max = r->c.value_max,
+            .value_bytes = r->c.value_bytes,
             .timeout_ms = (int)r->c.timeout_ms,
             .reads_anywhere = r->c.reads_anywhere,
             .seed = r->seed,
@@ -1465,6 +1617,7 @@ enum {
     OPT_NETWORK,
     OPT_DRY_RUN,
     OPT_BIN_DIR,
+    OPT_NO_BUGS,
     OPT_HELP,
 };
 
@@ -1476,6 +1629,7 @@ static const struct option run_options[] = {
     {"network", required_argument, NULL, OPT_NETWORK},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"bin-dir", required_argument, NULL, OPT_BIN_DIR},
+    {"no-bugs", no_argument, NULL, OPT_NO_BUGS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -1537,6 +1691,12 @@ static int parse_args(const char *cmd, int argc, char **argv,
         case OPT_BIN_DIR:
             a->bin_dir = optarg;
             break;
+        case OPT_NO_BUGS:
+            if (strcmp(cmd, "run") != 0)
+                return run_usage_error(cmd, "--no-bugs applies to run only: a "
+                                            "repro keeps what it replays");
+            a->no_bugs = true;
+            break;
         default:
             return run_option_error(cmd, c, argv, run_options);
         }
@@ -1569,6 +1729,18 @@ static int resolve(struct run *r, const struct run_args *a)
     }
     if (a->duration > 0)
         r->c.duration_s = a->duration;
+    if (a->no_bugs && r->c.n_bugs > 0) {
+        size_t len = strlen(r->c.name);
+        if (len + sizeof("-no-bugs") > sizeof(r->c.name))
+            return run_usage_error("run",
+                                   "--no-bugs: the campaign name \"%s\" is "
+                                   "too long to take \"-no-bugs\"",
+                                   r->c.name);
+        memcpy(r->c.name + len, "-no-bugs", sizeof("-no-bugs"));
+        r->c.n_bugs = 0;
+        r->c.expect_invalid = false;
+        r->c.detect_within = 0;
+    }
     if (a->network >= 0)
         r->c.network = (enum camp_network)a->network;
     /* Re-validate the changed campaign by parsing its resolved form: a

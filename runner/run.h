@@ -10,6 +10,7 @@
 
 #include "buf.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,21 @@ struct run_fault {
     bool one_way;
     double probability;
     unsigned delay_ms;
+    /* Disk faults, drawn with the plan: */
+    unsigned nth;         /* armed faults: the Nth matching call */
+    unsigned tear;        /* torn-write: CAMP_TEAR_PREFIX or _SECTORS */
+    uint64_t keep_bytes;  /* torn-write, prefix */
+    uint64_t sector_mask; /* torn-write, sectors */
+    unsigned when;        /* crash-at: CAMP_WHEN_BEFORE or _AFTER */
+    uint64_t keep_seed;   /* torn-seq: which unsynced writes survive */
+    uint64_t pick;        /* corrupt: which file and byte */
+    /* torn-seq, filled when it starts: */
+    uint64_t unsynced; /* data changes not yet durable */
+    uint64_t kept;     /* how many of them were kept */
+    /* corrupt, filled when it starts: */
+    char damaged_file[256]; /* "" when nothing was damaged */
+    uint64_t damaged_offset;
+    uint8_t damage_mask;
 };
 
 struct run_plan {
@@ -84,6 +100,64 @@ void run_fault_json(const struct run_fault *f, bool start, int64_t time_ns,
 void run_fault_describe(const struct run_fault *f, struct fl_buf *b);
 
 /* ---- the checks after a run (analyze.c) -------------------------------- */
+
+/* A byte the corrupt fault flipped. */
+struct run_damage {
+    char file[256];      /* relative to the data directory */
+    char path[PATH_MAX]; /* absolute */
+    uint64_t offset;
+    uint8_t mask; /* XORed into the byte */
+    uint8_t old_byte;
+    bool applied;
+};
+
+/*
+ * The corrupt fault (runner/corrupt.c). Picks, by pick, a regular file
+ * under data_dir that matches pattern (fnmatch against its relative path,
+ * "" for any) and was not modified for untouched_s seconds, and one byte
+ * of it, and flips some of that byte's bits, fsynced. Returns 0 with *out
+ * filled, 1 when no file qualifies, or a negative error; err explains
+ * both.
+ */
+int run_corrupt(const char *data_dir, const char *pattern, double untouched_s,
+                uint64_t pick, struct run_damage *out, char *err, size_t size);
+
+/* Puts the byte back, unless the store rewrote it since. Returns 0 or a
+ * negative error with err set. */
+int run_corrupt_undo(struct run_damage *d, char *err, size_t size);
+
+/* One fault's time span in nemesis.jsonl. */
+struct run_span {
+    int64_t start, stop;
+    char fault[24];
+    uint64_t ok; /* operations that succeeded in it */
+};
+
+struct run_durability_input {
+    const char *history_path;
+    int64_t workload_end_ns; /* reads invoked later are final reads */
+    const struct run_span *spans;
+    size_t n_spans;
+};
+
+struct run_durability_result {
+    uint64_t reads;        /* acknowledged reads checked */
+    uint64_t acknowledged; /* acknowledged writes and cas */
+    uint64_t lost;         /* missed by a final read or across a crash */
+    uint64_t unseen;       /* missed by some other read */
+    bool unknown;          /* not checked: an error or repeated values */
+};
+
+/*
+ * The durability check (runner/durability.c): every write acknowledged
+ * before a read began must be visible to that read. Appends the check's
+ * JSON object to check and one anomaly per missed write (the first 20) to
+ * anomalies, counting them in *n_anomalies. Returns 0 or -ENOMEM.
+ */
+int run_check_durability(const struct run_durability_input *in,
+                         struct fl_buf *check, struct fl_buf *anomalies,
+                         size_t *n_anomalies,
+                         struct run_durability_result *res);
 
 struct run_facts {
     const char *dir; /* the run's store directory */

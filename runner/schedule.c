@@ -46,6 +46,40 @@ static int push(struct run_plan *p, size_t *cap, const struct run_fault *f)
     return 0;
 }
 
+/* Picks one of the set bits of mask. */
+static unsigned pick_bit(unsigned mask, uint64_t *state)
+{
+    unsigned bits[32];
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < 32; i++)
+        if (mask & (1u << i))
+            bits[n++] = 1u << i;
+    return n ? bits[below(state, n)] : 0;
+}
+
+/* Draws how a disk fault strikes. Only disk faults draw, so adding them
+ * left the plans of other campaigns as they were. */
+static void draw_disk(struct run_fault *f, const struct camp_fault *cf,
+                      uint64_t *state)
+{
+    if (camp_fault_is_armed(cf->kind))
+        f->nth = 1 + below(state, cf->nth_max);
+    if (cf->kind == CAMP_FAULT_TORN_WRITE) {
+        f->tear = pick_bit(cf->tear, state);
+        /* Most records are small: keep up to a kilobyte, or any of the
+         * first 64 sectors. */
+        f->keep_bytes = below(state, 1024);
+        f->sector_mask = fl_splitmix64(state);
+    }
+    if (cf->kind == CAMP_FAULT_CRASH_AT)
+        f->when = pick_bit(cf->when, state);
+    if (cf->kind == CAMP_FAULT_TORN_SEQ)
+        f->keep_seed = fl_splitmix64(state);
+    if (cf->kind == CAMP_FAULT_CORRUPT)
+        f->pick = fl_splitmix64(state);
+}
+
 int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
                   uint64_t seed, const bool skip[CAMP_FAULT__COUNT])
 {
@@ -74,8 +108,10 @@ int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
             pick -= c->faults[i].weight;
         }
         const struct camp_fault *cf = &c->faults[spec];
-        bool restarts =
-            cf->kind == CAMP_FAULT_KILL || cf->kind == CAMP_FAULT_LOSE_UNSYNCED;
+        bool restarts = cf->kind == CAMP_FAULT_KILL ||
+                        cf->kind == CAMP_FAULT_LOSE_UNSYNCED ||
+                        cf->kind == CAMP_FAULT_TORN_SEQ ||
+                        cf->kind == CAMP_FAULT_CORRUPT;
         double base = restarts ? c->restart_delay_s : c->fault_duration_s;
         double length = base * (0.5 + uniform(&state));
         if (t >= end)
@@ -89,6 +125,7 @@ int run_plan_make(struct run_plan *p, const struct camp_campaign *c,
             .probability = cf->probability,
             .delay_ms = cf->delay_ms,
         };
+        draw_disk(&f, cf, &state);
         if (push(p, &cap, &f) != 0) {
             run_plan_free(p);
             return -ENOMEM;
@@ -286,6 +323,33 @@ void run_fault_json(const struct run_fault *f, bool start, int64_t time_ns,
             fl_buf_printf(b, ",\"probability\":%.17g", f->probability);
         if (f->kind == CAMP_FAULT_DELAY)
             fl_buf_printf(b, ",\"delay_ms\":%u", f->delay_ms);
+        if (f->nth != 0)
+            fl_buf_printf(b, ",\"nth\":%u", f->nth);
+        if (f->kind == CAMP_FAULT_TORN_WRITE && f->tear == CAMP_TEAR_PREFIX)
+            fl_buf_printf(b, ",\"tear\":\"prefix\",\"keep_bytes\":%" PRIu64,
+                          f->keep_bytes);
+        if (f->kind == CAMP_FAULT_TORN_WRITE && f->tear == CAMP_TEAR_SECTORS)
+            fl_buf_printf(
+                b, ",\"tear\":\"sectors\",\"sector_mask\":\"%016" PRIx64 "\"",
+                f->sector_mask);
+        if (f->kind == CAMP_FAULT_CRASH_AT)
+            fl_buf_printf(b, ",\"when\":\"%s\"",
+                          f->when == CAMP_WHEN_AFTER ? "after" : "before");
+        if (f->kind == CAMP_FAULT_CORRUPT) {
+            fl_buf_printf(b, ",\"pick\":\"%016" PRIx64 "\"", f->pick);
+            if (f->damaged_file[0] != '\0') {
+                fl_buf_adds(b, ",\"file\":");
+                fl_buf_add_json_string(b, f->damaged_file,
+                                       strlen(f->damaged_file));
+                fl_buf_printf(b, ",\"offset\":%" PRIu64 ",\"xor\":%u",
+                              f->damaged_offset, f->damage_mask);
+            }
+        }
+        if (f->kind == CAMP_FAULT_TORN_SEQ)
+            fl_buf_printf(b,
+                          ",\"keep_seed\":\"%016" PRIx64
+                          "\",\"unsynced\":%" PRIu64 ",\"kept\":%" PRIu64,
+                          f->keep_seed, f->unsynced, f->kept);
     }
     fl_buf_adds(b, "}}\n");
 }
@@ -329,6 +393,76 @@ static int node_list(struct reader *r, const struct fl_json *v, unsigned n,
     return 0;
 }
 
+/* A 64-bit value recorded as 16 hex digits. */
+static int hex64(struct reader *r, const struct fl_json *v, const char *what,
+                 uint64_t *out)
+{
+    char text[17];
+    char *end;
+
+    if (v == NULL || v->kind != FL_JSON_STRING || v->u.s.len != 16)
+        return bad(r, what);
+    memcpy(text, v->u.s.ptr, 16);
+    text[16] = '\0';
+    errno = 0;
+    *out = strtoull(text, &end, 16);
+    if (errno != 0 || *end != '\0')
+        return bad(r, what);
+    return 0;
+}
+
+/* How a disk fault strikes, as run_fault_json recorded it. */
+static int read_disk(struct reader *r, const struct fl_json *detail,
+                     struct run_fault *f)
+{
+    const struct fl_json *v;
+
+    if (camp_fault_is_armed(f->kind)) {
+        v = fl_json_get(detail, "nth");
+        if (v == NULL || v->kind != FL_JSON_INT || v->u.i < 1 ||
+            v->u.i > 100000)
+            return bad(r, "detail.nth must be a number from 1 to 100000");
+        f->nth = (unsigned)v->u.i;
+    }
+    if (f->kind == CAMP_FAULT_TORN_WRITE) {
+        v = fl_json_get(detail, "tear");
+        if (v != NULL && v->kind == FL_JSON_STRING && v->u.s.len == 6 &&
+            memcmp(v->u.s.ptr, "prefix", 6) == 0) {
+            f->tear = CAMP_TEAR_PREFIX;
+            v = fl_json_get(detail, "keep_bytes");
+            if (v == NULL || v->kind != FL_JSON_INT || v->u.i < 0)
+                return bad(r, "detail.keep_bytes must be a byte count");
+            f->keep_bytes = (uint64_t)v->u.i;
+        } else if (v != NULL && v->kind == FL_JSON_STRING && v->u.s.len == 7 &&
+                   memcmp(v->u.s.ptr, "sectors", 7) == 0) {
+            f->tear = CAMP_TEAR_SECTORS;
+            if (hex64(r, fl_json_get(detail, "sector_mask"),
+                      "detail.sector_mask must be 16 hex digits",
+                      &f->sector_mask) != 0)
+                return RUN_EXIT_USAGE;
+        } else {
+            return bad(r, "detail.tear must be \"prefix\" or \"sectors\"");
+        }
+    }
+    if (f->kind == CAMP_FAULT_CRASH_AT) {
+        v = fl_json_get(detail, "when");
+        if (v == NULL || v->kind != FL_JSON_STRING ||
+            !((v->u.s.len == 6 && memcmp(v->u.s.ptr, "before", 6) == 0) ||
+              (v->u.s.len == 5 && memcmp(v->u.s.ptr, "after", 5) == 0)))
+            return bad(r, "detail.when must be \"before\" or \"after\"");
+        f->when = v->u.s.len == 5 ? CAMP_WHEN_AFTER : CAMP_WHEN_BEFORE;
+    }
+    if (f->kind == CAMP_FAULT_CORRUPT &&
+        hex64(r, fl_json_get(detail, "pick"),
+              "detail.pick must be 16 hex digits", &f->pick) != 0)
+        return RUN_EXIT_USAGE;
+    if (f->kind == CAMP_FAULT_TORN_SEQ &&
+        hex64(r, fl_json_get(detail, "keep_seed"),
+              "detail.keep_seed must be 16 hex digits", &f->keep_seed) != 0)
+        return RUN_EXIT_USAGE;
+    return 0;
+}
+
 static int read_start(struct reader *r, const struct fl_json *o,
                       const struct camp_campaign *c, struct run_fault *f)
 {
@@ -366,6 +500,9 @@ static int read_start(struct reader *r, const struct fl_json *o,
     v = fl_json_get(detail, "delay_ms");
     if (v != NULL && v->kind == FL_JSON_INT && v->u.i > 0)
         f->delay_ms = (unsigned)v->u.i;
+    rc = read_disk(r, detail, f);
+    if (rc != 0)
+        return rc;
     v = fl_json_get(detail, "blocks");
     if (v != NULL) {
         if (v->kind != FL_JSON_ARRAY || v->u.array.count > CAMP_MAX_NODES)

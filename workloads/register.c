@@ -323,12 +323,33 @@ static int open_session(struct client *cl, int64_t deadline_ns)
 
 /* ---- one operation ---------------------------------------------------- */
 
+/* Writes v as the workload stores it: the decimal integer, then, when
+ * value_bytes asks for more, '.' and letters that follow from v up to
+ * value_bytes bytes. Returns the length. */
+static size_t format_value(char *out, size_t size, int64_t v,
+                           unsigned value_bytes)
+{
+    int n = snprintf(out, size, "%" PRId64, v);
+    size_t len = n > 0 ? (size_t)n : 0;
+
+    if (value_bytes > len + 1 && value_bytes < size) {
+        out[len++] = '.';
+        while (len < value_bytes) {
+            out[len] = (char)('a' + ((uint64_t)v + len) % 26);
+            len++;
+        }
+        out[len] = '\0';
+    }
+    return len;
+}
+
 static void take_read_value(struct client *cl, const struct wl_resp_reply *r)
 {
     struct read_result *rv = &cl->read;
     int64_t v = 0;
     bool negative = false;
-    bool digits = r->text.len > 0;
+    size_t end = r->text.len;
+    bool digits;
     size_t i = 0;
 
     fl_buf_clear(&rv->text);
@@ -341,26 +362,35 @@ static void take_read_value(struct client *cl, const struct wl_resp_reply *r)
         rv->integer = r->integer;
         return;
     }
-    /* A bulk or simple string: an integer when it is one exactly, as the
-     * workload wrote it. Anything else is recorded as text, which no write
-     * produced, so the checker flags the read. */
-    if (r->text.len > 0 && r->text.ptr[0] == '-') {
+    /* A bulk or simple string: an integer when it is one exactly as the
+     * workload wrote it, padding included. Anything else is recorded as
+     * text, which no write produced, so the checker flags the read. */
+    for (size_t k = 0; k < r->text.len; k++) {
+        if (r->text.ptr[k] == '.') {
+            end = k;
+            break;
+        }
+    }
+    if (end > 0 && r->text.ptr[0] == '-') {
         negative = true;
         i = 1;
-        digits = r->text.len > 1;
     }
-    if (r->text.len - i > 18)
-        digits = false;
-    for (; digits && i < r->text.len; i++) {
+    digits = end > i && end - i <= 18;
+    for (; digits && i < end; i++) {
         if (r->text.ptr[i] < '0' || r->text.ptr[i] > '9')
             digits = false;
         else
             v = v * 10 + (r->text.ptr[i] - '0');
     }
-    if (digits && !(r->text.len > 1 && r->text.ptr[negative] == '0')) {
-        rv->kind = READ_INT;
-        rv->integer = negative ? -v : v;
-        return;
+    if (digits && !(end > 1 && r->text.ptr[negative] == '0')) {
+        char want[WL_MAX_VALUE_BYTES + 1];
+        v = negative ? -v : v;
+        size_t len = format_value(want, sizeof(want), v, cl->w->c.value_bytes);
+        if (len == r->text.len && memcmp(want, r->text.ptr, len) == 0) {
+            rv->kind = READ_INT;
+            rv->integer = v;
+            return;
+        }
     }
     rv->kind = READ_TEXT;
     fl_buf_add(&rv->text, r->text.ptr, r->text.len);
@@ -368,12 +398,16 @@ static void take_read_value(struct client *cl, const struct wl_resp_reply *r)
 
 /* Formats the operation's command into argv, whose strings point into
  * the caller's scratch space. Returns argc. */
-static size_t format_command(const struct op *op, struct fl_str *argv,
-                             char key[24], char value[24], char expected[24])
+static size_t format_command(const struct client *cl, const struct op *op,
+                             struct fl_str *argv, char key[24],
+                             char value[WL_MAX_VALUE_BYTES + 1],
+                             char expected[WL_MAX_VALUE_BYTES + 1])
 {
+    unsigned pad = cl->w->c.value_bytes;
+
     snprintf(key, 24, "k%u", op->key);
-    snprintf(value, 24, "%" PRId64, op->value);
-    snprintf(expected, 24, "%" PRId64, op->expected);
+    format_value(value, WL_MAX_VALUE_BYTES + 1, op->value, pad);
+    format_value(expected, WL_MAX_VALUE_BYTES + 1, op->expected, pad);
     argv[1] = fl_str_of(key);
     switch (op->kind) {
     case OP_READ:
@@ -530,8 +564,9 @@ static enum outcome execute(struct client *cl, const struct op *op,
     unsigned redirects = 0;
     uint64_t seq = 0;
     struct fl_str argv[4];
-    char key[24], value[24], expected[24];
-    size_t argc = format_command(op, argv, key, value, expected);
+    char key[24];
+    char value[WL_MAX_VALUE_BYTES + 1], expected[WL_MAX_VALUE_BYTES + 1];
+    size_t argc = format_command(cl, op, argv, key, value, expected);
     struct wl_resp_reply r;
     int rc;
 
@@ -820,6 +855,10 @@ static int validate(const struct wl_reg_config *c, char *err, size_t size)
         return fl_input_error(err, size,
                               "a cas needs a value seen by a read or a "
                               "write: give read or write a positive weight");
+    if (c->value_bytes > WL_MAX_VALUE_BYTES)
+        return fl_input_error(err, size,
+                              "value_bytes must be at most %d, got %u",
+                              WL_MAX_VALUE_BYTES, c->value_bytes);
     if (c->timeout_ms <= 0)
         return fl_input_error(err, size, "timeout_ms must be positive, got %d",
                               c->timeout_ms);

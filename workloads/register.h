@@ -36,7 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WL_MAX_NODES 9
+#define WL_MAX_NODES       9
+#define WL_MAX_VALUE_BYTES 4096
 
 enum wl_target {
     WL_TARGET_RAFT, /* fl-raftd: sessions, -NOTLEADER redirects */
@@ -59,6 +60,10 @@ struct wl_reg_config {
      * the run); N > 0 draws uniformly from 0..N-1. cas draws its expected
      * value from what the process last saw of the key. */
     unsigned value_max;
+    /* 0, or the length of each written value: the integer, '.', then
+     * letters that follow from the integer, so a read of a damaged value
+     * is text no write produced. At most WL_MAX_VALUE_BYTES. */
+    unsigned value_bytes;
     int timeout_ms; /* per operation, retries included */
     /* fl-raftd: each read starts at a node drawn at random and follows
      * redirects from there, as clients spread over a cluster do. A node

@@ -58,6 +58,31 @@ bad fault-field 'nemesis.faults\[0\].speed: unknown field' \
 bad fault-no-kind 'nemesis.faults\[0\]: missing field "kind"' \
   "{$base,\"nemesis\":{\"faults\":[{\"targets\":\"one\"}]}}"
 bad duplicate 'duration_s: given twice' "{$base,\"duration_s\":30}"
+
+# Disk faults: the fields that aim them belong to some kinds only.
+kv='"name":"t","system":"kv","duration_s":20,"workload":{"kind":"register"}'
+bad tear-on-kill 'nemesis.faults\[0\]: tear applies to torn-write only' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"kill\",\"tear\":\"prefix\"}]}}"
+bad bad-tear 'faults\[0\].tear\[1\]: unknown value "middle"; expected one of prefix, sectors' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-write\",\"tear\":[\"prefix\",\"middle\"]}]}}"
+bad empty-ops 'faults\[0\].ops: expected a name or a non-empty array of names' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"crash-at\",\"ops\":[]}]}}"
+bad when-on-torn 'ops, when and power_loss apply to crash-at only' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-write\",\"when\":\"after\"}]}}"
+bad pattern-on-kill 'pattern aims the faults armed on calls and corrupt, not kill' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"kill\",\"pattern\":\"*.log\"}]}}"
+bad nth-on-corrupt 'nth_max aims the faults armed on calls' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"corrupt\",\"nth_max\":3}]}}"
+bad untouched-on-torn 'untouched_s applies to corrupt only' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-seq\",\"untouched_s\":3}]}}"
+bad nth-zero 'faults\[0\].nth_max: expected 1 to 100000 calls, got 0' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-write\",\"nth_max\":0}]}}"
+bad sync-none 'system_options.sync: expected "always" or "batch:MS"' \
+  "{$kv,\"system_options\":{\"sync\":\"none\"}}"
+bad sync-on-raft 'system_options.segment_bytes: only fl-kvd' \
+  "{$base,\"system_options\":{\"segment_bytes\":65536}}"
+bad value-bytes 'workload.value_bytes: expected 0 to 4096 bytes, got 5000' \
+  '{"name":"t","system":"kv","duration_s":20,"workload":{"value_bytes":5000}}'
 bad unknown-bug 'system_options.inject_bug\[0\]: unknown fl-raftd bug "typo"' \
   "{$base,\"system_options\":{\"inject_bug\":[\"typo\"]}}"
 bad kv-network-fault 'is a network fault, and system "kv" is one node' \

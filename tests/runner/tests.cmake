@@ -47,3 +47,11 @@ add_test(NAME run_cleanup
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/runner/run_cleanup.sh
                  $<TARGET_FILE:faultline> $<TARGET_FILE_DIR:fl-raftd>)
 set_tests_properties(run_cleanup PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+
+# Every disk fault kind through faultline run against a real fl-kvd, its
+# repro, and --no-bugs.
+add_test(NAME run_disk_faults
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/runner/run_disk_faults.sh
+                 $<TARGET_FILE:faultline> $<TARGET_FILE_DIR:fl-kvd>
+                 ${PROJECT_SOURCE_DIR}/campaigns)
+set_tests_properties(run_disk_faults PROPERTIES TIMEOUT 300)
