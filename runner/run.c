@@ -1289,6 +1289,17 @@ static void print_plan(const struct run *r)
                    f->kind == CAMP_FAULT_ONE_WAY) {
             printf(" (%s)", camp_targets_name(cf->targets));
         }
+        /* How an armed disk fault strikes: at the Nth matching call. */
+        if (f->nth != 0)
+            printf(", %s call %u",
+                   f->kind != CAMP_FAULT_CRASH_AT ? "at"
+                   : f->when == CAMP_WHEN_AFTER   ? "after"
+                                                  : "before",
+                   f->nth);
+        if (f->tear == CAMP_TEAR_PREFIX)
+            printf(", keeping %" PRIu64 " bytes", f->keep_bytes);
+        else if (f->tear == CAMP_TEAR_SECTORS)
+            printf(", keeping sectors %016" PRIx64, f->sector_mask);
         printf("\n");
     }
 }
