@@ -10,7 +10,7 @@
  * its log there.
  *
  * Only files left unmodified for a while are candidates: a file still
- * being written holds data that may not be durable yet, and a store may
+ * being written contains data that may not be durable yet, and a store may
  * rightly treat damage there as a torn write.
  */
 #include "run.h"

@@ -8,9 +8,8 @@
  * read began comes after the value's write in every linearization, and
  * nothing writes the value again, so the read must not return it. A null
  * read (the initial value) misses every write acknowledged before it
- * began. Such a missed write
- * is reported with its acknowledgement time and the first read that
- * missed it:
+ * began. Each missed write is reported once, with its acknowledgement
+ * time and the first read that missed it:
  *
  *   lost-write    the read was a final read, after the last heal, or a
  *                 crash fault (kill, lose-unsynced, torn-write, torn-seq,
@@ -20,11 +19,12 @@
  *   unseen-write  neither: a read returned an older value while the write
  *                 was acknowledged, a stale read.
  *
- * The check is sound but not complete: writes that ended in info, values a
- * write with an unknown outcome produced, and orders only the full search
- * of the linearizability check can rule out are left to that check. With
- * repeated values (a campaign's value_max) a value does not name its write
- * and the check is skipped.
+ * Every write it reports was lost or unseen, but it does not find every
+ * such write: writes whose outcome is unknown (info) are never counted as
+ * acknowledged, a read of a value such a write produced is not judged,
+ * and orders that only the full search can rule out are left to the
+ * linearizability check. With repeated values (a campaign's value_max) a
+ * value does not name its write, and the check is skipped.
  */
 #include "run.h"
 
@@ -39,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Lost writes listed in results.json, and as separate anomalies. */
+/* Missed writes listed in results.json, and listed again as anomalies. */
 #define MAX_LISTED    100
 #define MAX_ANOMALIES 20
 
@@ -375,7 +375,8 @@ int run_check_durability(const struct run_durability_input *in,
     for (size_t i = 0; rc == 0 && skipped == NULL && i < s.n_ops; i++) {
         const struct op *rd = &s.ops[i];
         const struct op *writer = NULL;
-        int64_t after = INT64_MIN; /* writes invoked after this are seen */
+        /* Acknowledged writes invoked after this must be seen. */
+        int64_t after = INT64_MIN;
         if (rd->kind != OP_READ || !rd->done || rd->type != FL_HIST_OK)
             continue;
         res->reads++;
@@ -383,8 +384,10 @@ int run_check_durability(const struct run_durability_input *in,
             struct writer probe = {.key = rd->key, .value = rd->value};
             const struct writer *found = bsearch(&probe, writers, n_writers,
                                                  sizeof(*writers), cmp_writer);
+            /* A value no write produced is the linearizability check's
+             * to report. */
             if (found == NULL)
-                continue; /* a value never written: linearizability's */
+                continue;
             writer = &s.ops[found->op];
             if (!writer->done || writer->type != FL_HIST_OK)
                 continue; /* its effect has no known end */

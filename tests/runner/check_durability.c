@@ -229,7 +229,7 @@ START_TEST(test_repeated_values_skip)
 END_TEST
 
 /* Many reads that each miss many writes: every write is listed once, and
- * only the first 100 in detail. */
+ * only the first 20 become anomalies. */
 START_TEST(test_many_missed_writes)
 {
     struct fl_buf h;
