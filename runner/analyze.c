@@ -170,12 +170,14 @@ static size_t read_faults(const char *dir, int64_t end, struct run_span **out)
             iv[n].start = at;
             iv[n].stop = end;
             iv[n].ok = 0;
+            iv[n].idle = false;
             iv[n].fault[0] = '\0';
             if (kind != NULL)
                 sscanf(kind + 9, "%23[^\"]", iv[n].fault);
             n++;
         } else if (n > 0) {
             iv[n - 1].stop = at;
+            iv[n - 1].idle = strstr(line, "\"fired\":0") != NULL;
         }
     }
     free(line);
@@ -490,6 +492,17 @@ int run_analyze(const struct run_facts *f, struct run_outcome *out)
             "  durability: %" PRIu64 " acknowledged writes lost, %" PRIu64
             " unseen by later reads\n",
             dur_res.lost, dur_res.unseen);
+    else if (used < sizeof(out->summary) && !dur_res.unknown)
+        used += (size_t)snprintf(
+            out->summary + used, sizeof(out->summary) - used,
+            "  durability: no acknowledged write missed (%" PRIu64
+            " writes, %" PRIu64 " reads)\n",
+            dur_res.acknowledged, dur_res.reads);
+    else if (used < sizeof(out->summary))
+        used +=
+            (size_t)snprintf(out->summary + used, sizeof(out->summary) - used,
+                             "  durability: not checked (see "
+                             "results.json)\n");
     if (used < sizeof(out->summary) && n_anomalies > 0)
         used += (size_t)snprintf(
             out->summary + used, sizeof(out->summary) - used,

@@ -306,10 +306,12 @@ static int parse_system_options(struct ctx *x, const struct fl_json *v,
             rc = get_string(x, &m->value, c->sync, sizeof(c->sync));
             if (rc == 0 && (kv_sync_parse(c->sync, &sync, &batch_ms) != 0 ||
                             sync == KV_SYNC_NONE))
-                rc =
-                    fail(x, "expected \"always\" or \"batch:MS\" with MS from "
-                            "1 to 10000; \"none\" acknowledges writes that are "
-                            "not durable, so no campaign can expect it valid");
+                rc = fail(x,
+                          "expected \"always\" or \"batch:MS\" with MS from "
+                          "1 to 10000, got \"%s\" (\"none\" acknowledges "
+                          "writes that are not durable, so no campaign can "
+                          "expect it valid)",
+                          c->sync);
         } else if (key_is(m, "segment_bytes"))
             rc = get_uint(x, &m->value, 4096, UINT64_C(1) << 40, "bytes",
                           &c->segment_bytes);
@@ -472,7 +474,7 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
     f->ops = CAMP_OP_FSYNC | CAMP_OP_RENAME | CAMP_OP_UNLINK;
     f->when = CAMP_WHEN_BEFORE | CAMP_WHEN_AFTER;
     f->power_loss = true;
-    f->untouched_s = 1;
+    f->untouched_s = 2;
     if (v->kind == FL_JSON_STRING) {
         rc = get_choice(x, v, fault_names, CAMP_FAULT__COUNT, &kind);
         f->kind = (enum camp_fault_kind)kind;
@@ -503,6 +505,15 @@ static int parse_fault(struct ctx *x, const struct fl_json *v,
                 rc = get_bool(x, &m->value, &f->optional);
             } else if (key_is(m, "pattern")) {
                 rc = get_string(x, &m->value, f->pattern, sizeof(f->pattern));
+                if (rc == 0 && (f->pattern[0] == '/' ||
+                                strncmp(f->pattern, "../", 3) == 0 ||
+                                strstr(f->pattern, "/../") != NULL ||
+                                strcmp(f->pattern, "..") == 0))
+                    rc = fail(x,
+                              "\"%s\" can match nothing: patterns match paths "
+                              "relative to the data directory, such as "
+                              "\"wal-*.log\"",
+                              f->pattern);
                 have_pattern = true;
             } else if (key_is(m, "untouched_s")) {
                 rc = get_number(x, &m->value, 0, 3600, "seconds",

@@ -131,6 +131,14 @@ int run_corrupt(const char *data_dir, const char *pattern, double untouched_s,
             (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
                 (int64_t)(untouched_s * 1e9),
             &found);
+    if (found.n == 0 && pattern[0] == '\0') {
+        snprintf(err, size,
+                 "no file under the data directory was left unmodified for "
+                 "%g s",
+                 untouched_s);
+        free(found.paths);
+        return 1;
+    }
     if (found.n == 0) {
         snprintf(err, size,
                  "no file under the data directory matches \"%s\" and was "
@@ -151,6 +159,29 @@ int run_corrupt(const char *data_dir, const char *pattern, double untouched_s,
     }
     out->offset = fl_splitmix64(&state) % (uint64_t)st.st_size;
     out->mask = (uint8_t)(1 + fl_splitmix64(&state) % 255);
+    rc = flip(out->path, out->offset, out->mask, &out->old_byte, err, size);
+    out->applied = rc == 0;
+    return rc;
+}
+
+int run_corrupt_exact(const char *data_dir, const char *file, uint64_t offset,
+                      uint8_t mask, struct run_damage *out, char *err,
+                      size_t size)
+{
+    struct stat st;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(out->file, sizeof(out->file), "%s", file);
+    snprintf(out->path, sizeof(out->path), "%s/%s", data_dir, file);
+    if (stat(out->path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size <= offset) {
+        snprintf(err, size, "%s has no byte at offset %" PRIu64, out->path,
+                 offset);
+        return 1;
+    }
+    out->offset = offset;
+    out->mask = mask;
     rc = flip(out->path, out->offset, out->mask, &out->old_byte, err, size);
     out->applied = rc == 0;
     return rc;

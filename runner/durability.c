@@ -12,9 +12,9 @@
  * time and the first read that missed it:
  *
  *   lost-write    the read was a final read, after the last heal, or a
- *                 crash fault (kill, lose-unsynced, torn-write, torn-seq,
- *                 crash-at, corrupt) started between the acknowledgement
- *                 and the read's completion: the system acknowledged the
+ *                 fault that restarts the node (kill and every disk fault
+ *                 that struck) started between the acknowledgement and
+ *                 the read's completion: the system acknowledged the
  *                 write and then lost it;
  *   unseen-write  neither: a read returned an older value while the write
  *                 was acknowledged, a stale read.
@@ -433,9 +433,13 @@ int run_check_durability(const struct run_durability_input *in,
         fl_buf_printf(check,
                       "{\"valid\":%s,\"reads\":%" PRIu64
                       ",\"acknowledged_writes\":%" PRIu64 ",\"lost\":%" PRIu64
-                      ",\"unseen\":%" PRIu64 ",\"missed_writes\":[",
+                      ",\"unseen\":%" PRIu64 ",\"listed\":%" PRIu64
+                      ",\"missed_writes\":[",
                       res->lost + res->unseen ? "false" : "true", res->reads,
-                      res->acknowledged, res->lost, res->unseen);
+                      res->acknowledged, res->lost, res->unseen,
+                      res->lost + res->unseen < MAX_LISTED
+                          ? res->lost + res->unseen
+                          : (uint64_t)MAX_LISTED);
         fl_buf_add(check, list.data, list.len);
         fl_buf_adds(check, "]}");
     }

@@ -85,7 +85,8 @@ static const char run_help[] =
     "4 infrastructure failure, 130 interrupted.\n";
 
 static const char repro_help[] =
-    "Usage: faultline repro RUN_DIR [--store DIR] [--bin-dir DIR]\n"
+    "Usage: faultline repro RUN_DIR [--store DIR] [--bin-dir DIR] "
+    "[--dry-run]\n"
     "\n"
     "Runs a stored run's campaign again with the same seed, injecting the\n"
     "faults recorded in RUN_DIR/nemesis.jsonl at the same times and on the\n"
@@ -724,8 +725,20 @@ static void corrupt(struct run *r, struct node *n, struct run_fault *f)
 
     n->killed = true;
     node_stop(n, SIGKILL, 1000);
-    rc = run_corrupt(n->data_dir, cf->pattern, cf->untouched_s, f->pick,
-                     &n->damage, err, sizeof(err));
+    rc = 1;
+    /* A repro damages the recorded byte while the file still has it. */
+    if (f->damaged_file[0] != '\0') {
+        rc = run_corrupt_exact(n->data_dir, f->damaged_file, f->damaged_offset,
+                               f->damage_mask, &n->damage, err, sizeof(err));
+        if (rc != 0)
+            note(r,
+                 "fault %" PRIu64 " (corrupt): %s; a byte drawn again was "
+                 "damaged instead",
+                 f->id, err);
+    }
+    if (rc != 0)
+        rc = run_corrupt(n->data_dir, cf->pattern, cf->untouched_s, f->pick,
+                         &n->damage, err, sizeof(err));
     if (rc != 0) {
         note(r, "fault %" PRIu64 " (corrupt) on node %u damaged nothing: %s",
              f->id, n->id, err);
@@ -895,23 +908,25 @@ static void start_fault(struct run *r, struct run_fault *f)
  * on an error, and also one that stays up after an error, because a store
  * that failed a write or fsync refuses writes until it is reopened (fl-kvd
  * does). Restarting one that stays up is a process crash, so its unsynced
- * data stays in the supervisor's undo log. */
-static void disarm_disk(struct run *r, struct node *n)
+ * data stays in the supervisor's undo log. Returns true when the fault
+ * struck. */
+static bool disarm_disk(struct run *r, struct node *n)
 {
     struct nem_disk_stats stats;
     char err[512];
 
     if (n->disk_armed == 0)
-        return;
+        return false;
     n->disk_armed = 0;
     nem_disk_get_stats(n->disk, &stats);
     nem_disk_disarm(n->disk);
     if (stats.faults_fired == n->disk_fired && n->proc.pid != 0)
-        return;
+        return false;
     n->killed = true;
     node_stop(n, SIGKILL, 0);
     if (start_node(r, n, err, sizeof(err)) != 0)
         broken(r, "node %u did not restart: %s", n->id, err);
+    return stats.faults_fired != n->disk_fired;
 }
 
 static void stop_fault(struct run *r, struct run_fault *f)
@@ -941,7 +956,14 @@ static void stop_fault(struct run *r, struct run_fault *f)
     case CAMP_FAULT_TORN_WRITE:
     case CAMP_FAULT_CRASH_AT:
         for (size_t i = 0; i < f->n_targets; i++)
-            disarm_disk(r, &r->nodes[f->targets[i]]);
+            f->fired += disarm_disk(r, &r->nodes[f->targets[i]]);
+        /* A fault that found no matching call tested nothing, and a run
+         * that looks valid should say so. */
+        if (f->fired == 0)
+            note(r,
+                 "fault %" PRIu64 " (%s) never struck: no target made "
+                 "matching call number %u before it ended",
+                 f->id, camp_fault_name(f->kind), f->nth);
         break;
     case CAMP_FAULT_DELAY:
         for (size_t i = 0; i < f->n_targets; i++)
@@ -1740,6 +1762,11 @@ static int resolve(struct run *r, const struct run_args *a)
     }
     if (a->duration > 0)
         r->c.duration_s = a->duration;
+    if (a->no_bugs && r->c.n_bugs == 0)
+        fprintf(stderr,
+                "faultline run: --no-bugs: %s plants no bugs, so it "
+                "runs as it is\n",
+                r->c.name);
     if (a->no_bugs && r->c.n_bugs > 0) {
         size_t len = strlen(r->c.name);
         if (len + sizeof("-no-bugs") > sizeof(r->c.name))

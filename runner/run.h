@@ -51,6 +51,9 @@ struct run_fault {
     /* torn-seq, filled when it starts: */
     uint64_t unsynced; /* data changes not yet durable */
     uint64_t kept;     /* how many of them were kept */
+    /* armed disk faults, filled when they stop: on how many targets the
+     * fault struck */
+    unsigned fired;
     /* corrupt, filled when it starts: */
     char damaged_file[256]; /* "" when nothing was damaged */
     uint64_t damaged_offset;
@@ -122,6 +125,12 @@ struct run_damage {
 int run_corrupt(const char *data_dir, const char *pattern, double untouched_s,
                 uint64_t pick, struct run_damage *out, char *err, size_t size);
 
+/* Damages the given byte, as a repro does with a recorded corrupt fault.
+ * Returns 0, 1 when the file has no such byte, or a negative error. */
+int run_corrupt_exact(const char *data_dir, const char *file, uint64_t offset,
+                      uint8_t mask, struct run_damage *out, char *err,
+                      size_t size);
+
 /* Puts the byte back, unless the store rewrote it since. Returns 0 or a
  * negative error with err set. */
 int run_corrupt_undo(struct run_damage *d, char *err, size_t size);
@@ -130,6 +139,7 @@ int run_corrupt_undo(struct run_damage *d, char *err, size_t size);
 struct run_span {
     int64_t start, stop;
     char fault[24];
+    bool idle;   /* an armed disk fault that never struck */
     uint64_t ok; /* operations that succeeded in it */
 };
 

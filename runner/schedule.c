@@ -16,6 +16,7 @@
 #include "json.h"
 #include "rng.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -304,6 +305,8 @@ void run_fault_json(const struct run_fault *f, bool start, int64_t time_ns,
     for (size_t i = 0; i < f->n_targets; i++)
         fl_buf_printf(b, "%s%u", i ? "," : "", f->targets[i]);
     fl_buf_printf(b, "],\"detail\":{\"spec\":%zu", f->spec);
+    if (!start && camp_fault_is_armed(f->kind))
+        fl_buf_printf(b, ",\"fired\":%u", f->fired);
     if (start) {
         fl_buf_printf(b, ",\"planned_stop\":%" PRId64, f->stop_ns);
         if (f->n_blocks > 0) {
@@ -402,6 +405,9 @@ static int hex64(struct reader *r, const struct fl_json *v, const char *what,
 
     if (v == NULL || v->kind != FL_JSON_STRING || v->u.s.len != 16)
         return bad(r, what);
+    for (size_t i = 0; i < 16; i++)
+        if (!isxdigit((unsigned char)v->u.s.ptr[i]))
+            return bad(r, what);
     memcpy(text, v->u.s.ptr, 16);
     text[16] = '\0';
     errno = 0;
@@ -413,15 +419,21 @@ static int hex64(struct reader *r, const struct fl_json *v, const char *what,
 
 /* How a disk fault strikes, as run_fault_json recorded it. */
 static int read_disk(struct reader *r, const struct fl_json *detail,
-                     struct run_fault *f)
+                     const struct camp_fault *cf, struct run_fault *f)
 {
     const struct fl_json *v;
 
     if (camp_fault_is_armed(f->kind)) {
         v = fl_json_get(detail, "nth");
         if (v == NULL || v->kind != FL_JSON_INT || v->u.i < 1 ||
-            v->u.i > 100000)
-            return bad(r, "detail.nth must be a number from 1 to 100000");
+            v->u.i > (int64_t)cf->nth_max) {
+            char why[128];
+            snprintf(why, sizeof(why),
+                     "detail.nth must be a number from 1 to the campaign's "
+                     "nth_max, %u",
+                     cf->nth_max);
+            return bad(r, why);
+        }
         f->nth = (unsigned)v->u.i;
     }
     if (f->kind == CAMP_FAULT_TORN_WRITE) {
@@ -430,8 +442,10 @@ static int read_disk(struct reader *r, const struct fl_json *detail,
             memcmp(v->u.s.ptr, "prefix", 6) == 0) {
             f->tear = CAMP_TEAR_PREFIX;
             v = fl_json_get(detail, "keep_bytes");
-            if (v == NULL || v->kind != FL_JSON_INT || v->u.i < 0)
-                return bad(r, "detail.keep_bytes must be a byte count");
+            if (v == NULL || v->kind != FL_JSON_INT || v->u.i < 0 ||
+                v->u.i > (1 << 20))
+                return bad(r, "detail.keep_bytes must be a byte count up to "
+                              "1048576");
             f->keep_bytes = (uint64_t)v->u.i;
         } else if (v != NULL && v->kind == FL_JSON_STRING && v->u.s.len == 7 &&
                    memcmp(v->u.s.ptr, "sectors", 7) == 0) {
@@ -452,10 +466,31 @@ static int read_disk(struct reader *r, const struct fl_json *detail,
             return bad(r, "detail.when must be \"before\" or \"after\"");
         f->when = v->u.s.len == 5 ? CAMP_WHEN_AFTER : CAMP_WHEN_BEFORE;
     }
-    if (f->kind == CAMP_FAULT_CORRUPT &&
-        hex64(r, fl_json_get(detail, "pick"),
-              "detail.pick must be 16 hex digits", &f->pick) != 0)
-        return RUN_EXIT_USAGE;
+    if (f->kind == CAMP_FAULT_CORRUPT) {
+        if (hex64(r, fl_json_get(detail, "pick"),
+                  "detail.pick must be 16 hex digits", &f->pick) != 0)
+            return RUN_EXIT_USAGE;
+        v = fl_json_get(detail, "file");
+        if (v != NULL) {
+            const struct fl_json *off = fl_json_get(detail, "offset");
+            const struct fl_json *mask = fl_json_get(detail, "xor");
+            if (v->kind != FL_JSON_STRING || v->u.s.len == 0 ||
+                v->u.s.len >= sizeof(f->damaged_file) ||
+                memchr(v->u.s.ptr, '\0', v->u.s.len) != NULL ||
+                v->u.s.ptr[0] == '/' || strstr(v->u.s.ptr, "..") != NULL)
+                return bad(r, "detail.file must be a path inside the data "
+                              "directory");
+            if (off == NULL || off->kind != FL_JSON_INT || off->u.i < 0 ||
+                mask == NULL || mask->kind != FL_JSON_INT || mask->u.i < 1 ||
+                mask->u.i > 255)
+                return bad(r, "detail.offset must be a byte offset and "
+                              "detail.xor a number from 1 to 255");
+            memcpy(f->damaged_file, v->u.s.ptr, v->u.s.len);
+            f->damaged_file[v->u.s.len] = '\0';
+            f->damaged_offset = (uint64_t)off->u.i;
+            f->damage_mask = (uint8_t)mask->u.i;
+        }
+    }
     if (f->kind == CAMP_FAULT_TORN_SEQ &&
         hex64(r, fl_json_get(detail, "keep_seed"),
               "detail.keep_seed must be 16 hex digits", &f->keep_seed) != 0)
@@ -500,7 +535,7 @@ static int read_start(struct reader *r, const struct fl_json *o,
     v = fl_json_get(detail, "delay_ms");
     if (v != NULL && v->kind == FL_JSON_INT && v->u.i > 0)
         f->delay_ms = (unsigned)v->u.i;
-    rc = read_disk(r, detail, f);
+    rc = read_disk(r, detail, &c->faults[f->spec], f);
     if (rc != 0)
         return rc;
     v = fl_json_get(detail, "blocks");
@@ -575,6 +610,13 @@ int run_plan_load(struct run_plan *p, const char *path,
         const struct fl_json *action = fl_json_get(&o, "action");
         const struct fl_json *time = fl_json_get(&o, "time");
         const struct fl_json *id = fl_json_get(&o, "id");
+        if (kind < 0 && v != NULL && v->kind == FL_JSON_STRING) {
+            char text[160];
+            snprintf(text, sizeof(text), "fault \"%.*s\" is not a fault kind",
+                     v->u.s.len > 64 ? 64 : (int)v->u.s.len, v->u.s.ptr);
+            rc = bad(&r, text);
+            break;
+        }
         if (kind < 0 || action == NULL || action->kind != FL_JSON_STRING ||
             time == NULL || time->kind != FL_JSON_INT || time->u.i < 0 ||
             id == NULL || id->kind != FL_JSON_INT || id->u.i < 1) {

@@ -71,6 +71,8 @@ bad when-on-torn 'ops, when and power_loss apply to crash-at only' \
   "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-write\",\"when\":\"after\"}]}}"
 bad pattern-on-kill 'pattern aims the faults armed on calls and corrupt, not kill' \
   "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"kill\",\"pattern\":\"*.log\"}]}}"
+bad pattern-absolute 'faults\[0\].pattern: "/tmp/\*" can match nothing: patterns match paths relative to the data directory' \
+  "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"torn-write\",\"pattern\":\"/tmp/*\"}]}}"
 bad nth-on-corrupt 'nth_max aims the faults armed on calls' \
   "{$kv,\"nemesis\":{\"faults\":[{\"kind\":\"corrupt\",\"nth_max\":3}]}}"
 bad untouched-on-torn 'untouched_s applies to corrupt only' \

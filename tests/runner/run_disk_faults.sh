@@ -60,9 +60,12 @@ run = sys.argv[1]
 need = {"torn-write": ["nth", "tear"], "torn-seq": ["keep_seed", "unsynced", "kept"],
         "crash-at": ["nth", "when"], "corrupt": ["pick"],
         "write-enospc": ["nth"], "fsync-eio": ["nth"], "lose-unsynced": []}
+armed = {"torn-write", "crash-at", "write-enospc", "fsync-eio"}
 seen = set()
 for line in open(run + "/nemesis.jsonl"):
     e = json.loads(line)
+    if e["action"] == "stop" and e["fault"] in armed and "fired" not in e["detail"]:
+        sys.exit("fault %d (%s) stopped without detail.fired" % (e["id"], e["fault"]))
     if e["action"] != "start":
         continue
     seen.add(e["fault"])
@@ -108,6 +111,21 @@ for line in open(sys.argv[1] + "/nemesis.jsonl"):
       fail "repro injected other faults:"
       head -10 "$tmp/diff"
     fi
+  fi
+fi
+
+# A repro refuses a recorded draw that is not what a run writes.
+if [ -n "$run" ]; then
+  mkdir -p "$tmp/edited"
+  cp "$run/campaign.json" "$tmp/edited/"
+  sed 's/"sector_mask":"[0-9a-f]*"/"sector_mask":"-000000000000001"/' \
+    "$run/nemesis.jsonl" >"$tmp/edited/nemesis.jsonl"
+  out=$("$faultline" repro "$tmp/edited" --dry-run 2>&1)
+  rc=$?
+  if [ "$rc" -eq 2 ] && echo "$out" | grep -q "nemesis.jsonl:[0-9]*: detail.sector_mask must be 16 hex digits"; then
+    echo "ok   repro rejects a malformed sector_mask"
+  else
+    fail "repro of a malformed sector_mask: exit $rc: $out"
   fi
 fi
 
