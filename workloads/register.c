@@ -74,8 +74,10 @@ struct client {
     uint64_t session;      /* fl-raftd session; 0 until a write needs one */
     uint64_t conn_session; /* session the open connection is in; 0: none */
     uint64_t seq;          /* number of the session's last write */
-    bool *seen;            /* per key: a non-null value was seen */
-    int64_t *last_seen;    /* per key: the last non-null value seen */
+    int64_t unexpected_at; /* when an unexpected reply was last logged */
+    uint64_t unexpected_quiet; /* unexpected replies not logged since */
+    bool *seen;                /* per key: a non-null value was seen */
+    int64_t *last_seen;        /* per key: the last non-null value seen */
     struct read_result read;
     pthread_t thread;
     bool started;
@@ -439,20 +441,32 @@ static const char *op_name(enum op_kind kind)
     return "?";
 }
 
-/* Logs a reply the protocol does not allow for the command. */
-static void log_unexpected(const struct client *cl, const struct op *op,
+/* Logs a reply the protocol does not allow for the command, at most once
+ * a second per client: a store that failed answers every write with the
+ * same error until it restarts, thousands of times a second. The next line
+ * counts the replies left out. */
+static void log_unexpected(struct client *cl, const struct op *op,
                            const struct wl_resp_reply *r)
 {
     char text[128], quoted[300];
     size_t n = r->text.len < sizeof(text) - 1 ? r->text.len : sizeof(text) - 1;
+    int64_t now = fl_clock_now_ns();
 
+    if (cl->unexpected_at != 0 && now - cl->unexpected_at < FL_NSEC_PER_SEC) {
+        cl->unexpected_quiet++;
+        return;
+    }
     if (n > 0)
         memcpy(text, r->text.ptr, n);
     text[n] = '\0';
     FL_LOG_WARNF(COMP, "unexpected reply",
-                 "process=%" PRId64 " op=%s key=k%u node=%s type=%d reply=%s",
+                 "process=%" PRId64 " op=%s key=k%u node=%s type=%d reply=%s "
+                 "not_logged=%" PRIu64,
                  cl->process, op_name(op->kind), op->key, cl->target,
-                 (int)r->type, fl_log_quote(quoted, sizeof(quoted), text));
+                 (int)r->type, fl_log_quote(quoted, sizeof(quoted), text),
+                 cl->unexpected_quiet);
+    cl->unexpected_at = now;
+    cl->unexpected_quiet = 0;
 }
 
 /* Settles op from the server's reply to its command. */
