@@ -1086,6 +1086,53 @@ static void add_metrics(struct fl_buf *b, const struct fl_json *m)
     fl_buf_adds(b, "</table>\n");
 }
 
+/* Returns the integer o[key], or -1 when it is missing. */
+static int64_t json_count(const struct fl_json *o, const char *key)
+{
+    const struct fl_json *v = o ? fl_json_get(o, key) : NULL;
+
+    return v && v->kind == FL_JSON_INT ? v->u.i : -1;
+}
+
+/* One summary row for the durability check: how many acknowledged writes
+ * it checked, and how many were lost, since the anomalies list only the
+ * first few. */
+static void add_durability_row(struct fl_buf *b, const struct fl_json *res)
+{
+    const struct fl_json *checks = fl_json_get(res, "checks");
+    const struct fl_json *d = checks ? fl_json_get(checks, "durability") : NULL;
+    const struct fl_json *valid = d ? fl_json_get(d, "valid") : NULL;
+    int64_t lost = json_count(d, "lost");
+    int64_t unseen = json_count(d, "unseen");
+
+    if (d == NULL || d->kind != FL_JSON_OBJECT)
+        return;
+    fl_buf_adds(b, "<tr><td>durability</td><td>");
+    if (valid == NULL || valid->kind != FL_JSON_BOOL) {
+        struct fl_str why = json_str(d, "skipped");
+        if (why.ptr == NULL)
+            why = json_str(d, "error");
+        fl_buf_adds(b, "not checked");
+        if (why.ptr != NULL) {
+            fl_buf_adds(b, ": ");
+            add_html(b, why.ptr, why.len);
+        }
+    } else {
+        fl_buf_printf(
+            b, "%" PRId64 " acknowledged writes, %" PRId64 " reads checked; ",
+            json_count(d, "acknowledged_writes"), json_count(d, "reads"));
+        if (lost + unseen <= 0)
+            fl_buf_adds(b, "none missed");
+        else
+            fl_buf_printf(b, "<b>%" PRId64 " lost, %" PRId64 " unseen</b>",
+                          lost, unseen);
+        if (lost + unseen > 0 && json_count(d, "listed") >= 0)
+            fl_buf_printf(b, " (results.json lists the first %" PRId64 ")",
+                          json_count(d, "listed"));
+    }
+    fl_buf_adds(b, "</td></tr>\n");
+}
+
 static void add_summary(struct report *r)
 {
     struct fl_buf *b = &r->page;
@@ -1135,6 +1182,7 @@ static void add_summary(struct report *r)
         add_row(b, "infrastructure error", res, "infrastructure_error");
     if (fl_json_get(res, "history_error"))
         add_row(b, "history error", res, "history_error");
+    add_durability_row(b, res);
     fl_buf_adds(b, "</table>\n");
 
     fl_buf_adds(b, "<h2>Notes</h2>\n<ul>\n");

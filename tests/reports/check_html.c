@@ -176,6 +176,42 @@ START_TEST(test_valid_run_summary)
 }
 END_TEST
 
+/* The durability row gives the totals, which the anomaly list, cut to
+ * its first entries, does not. */
+START_TEST(test_durability_totals_shown)
+{
+    char *page;
+    char results[sizeof(valid_results) + 256];
+    const char *at = strstr(valid_results, "\"anomalies\":[]}}");
+
+    ck_assert_ptr_nonnull(at);
+    write_valid_run();
+    snprintf(results, sizeof(results),
+             "%.*s\"anomalies\":[]},\"durability\":{\"valid\":false,"
+             "\"reads\":900,\"acknowledged_writes\":700,\"lost\":17316,"
+             "\"unseen\":2,\"listed\":100,\"missed_writes\":[]}}%s",
+             (int)(at - valid_results), valid_results,
+             at + strlen("\"anomalies\":[]}}"));
+    write_file("results.json", results);
+    page = render();
+    ck_assert_ptr_nonnull(strstr(page, "700 acknowledged writes, 900 reads"));
+    ck_assert_ptr_nonnull(strstr(page, "<b>17316 lost, 2 unseen</b>"));
+    ck_assert_ptr_nonnull(strstr(page, "lists the first 100"));
+    free(page);
+
+    /* A skipped check says why. */
+    snprintf(results, sizeof(results),
+             "%.*s\"anomalies\":[]},\"durability\":{\"valid\":null,"
+             "\"skipped\":\"values repeat\"}}%s",
+             (int)(at - valid_results), valid_results,
+             at + strlen("\"anomalies\":[]}}"));
+    write_file("results.json", results);
+    page = render();
+    ck_assert_ptr_nonnull(strstr(page, "not checked: values repeat"));
+    free(page);
+}
+END_TEST
+
 START_TEST(test_hostile_strings_escaped)
 {
     char *page;
@@ -596,6 +632,7 @@ static Suite *html_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_valid_run_summary);
+    tcase_add_test(tc, test_durability_totals_shown);
     tcase_add_test(tc, test_hostile_strings_escaped);
     tcase_add_test(tc, test_invalid_run_counterexample);
     tcase_add_test(tc, test_invalid_run_log_excerpt);
