@@ -1020,6 +1020,11 @@ static void watch_nodes(struct run *r)
     for (unsigned i = 1; i <= r->c.nodes; i++) {
         struct node *n = &r->nodes[i];
         bool exited = n->proc.pid != 0 && node_poll(n) == 1;
+        /* A node still up once the refusal window passed accepted the
+         * damage, which stays; a later exit is not about it. */
+        if (!exited && n->proc.pid != 0 && n->damage.applied &&
+            fl_clock_now_ns() > n->refuse_until)
+            n->damage.applied = false;
         if (exited && !n->killed && n->disk_armed > 0) {
             /* A torn write or a crash kills the node, and exiting on an
              * injected error is a correct reaction, so it is no crash;
