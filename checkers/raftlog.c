@@ -50,9 +50,12 @@ struct chk_raftlog {
     struct claims elected; /* (voter, term) -> the leader its vote elected */
     struct boot *boots;    /* every restart, checked against elected */
     size_t n_boots, cap_boots;
-    /* The highest term each node reached in the current file: restarts
-     * are checked in a file's line order, since only there is the order
-     * of a node's lines known. */
+    /* The highest term each node is known to have made durable in the
+     * current file: one it booted in or led (a leader's term was durable
+     * before it asked for votes). Restarts are checked in a file's line
+     * order, since only there is the order of a node's lines known. A
+     * term it merely reached can be lost to a power cut before it was
+     * saved, harmlessly, because nothing of it was sent yet. */
     uint64_t highest[MAX_NODE + 1];
     const char *current; /* the file the lines come from */
     uint64_t last_line;
@@ -264,7 +267,8 @@ int chk_raftlog_feed(struct chk_raftlog *a, const char *file, uint64_t line,
                       " after reaching term %" PRIu64,
                       node, term, a->highest[node]);
     }
-    if (term > a->highest[node])
+    if ((is(msg, mlen, "boot") || is(msg, mlen, "leader")) &&
+        term > a->highest[node])
         a->highest[node] = term;
     if (is(msg, mlen, "leader")) {
         uint64_t voters = 0;
@@ -347,22 +351,42 @@ void chk_raftlog_report(const struct chk_raftlog *a, struct fl_buf *out,
     if (a->kept.len > 0)
         fl_buf_add(out, a->kept.data, a->kept.len);
     *stats = a->stats;
-    /* A vote a leader counted was durable before it was sent, so a voter
-     * that restarts in that term must still hold it. The leader's line can
-     * be in any file, which is why this waits for the end. */
+    /* A vote a leader counted was durable before it was sent, so after
+     * the voter traced it, the voter must never boot below its term, nor
+     * in its term with another vote. The leader's line can be in any file,
+     * which is why this waits for the end. */
     for (size_t i = 0; i < a->n_boots; i++) {
         const struct boot *b = &a->boots[i];
-        const struct claim *c = lookup(&a->elected, b->node, b->term);
-        if (c == NULL || c->value == b->vote)
-            continue;
-        if (stats->violations++ >= MAX_KEPT)
-            continue;
-        fl_buf_printf(out,
-                      "%s:%" PRIu64 ": node %" PRIu64
-                      " restarted in term %" PRIu64 " with vote %" PRIu64
-                      ", but its vote in that term had elected node %" PRIu64
-                      " (%s:%" PRIu64 "): the vote was not durable\n",
-                      b->at.file, b->at.line, b->node, b->term, b->vote,
-                      c->value, c->at.file, c->at.line);
+        for (size_t k = 0; k < a->votes.cap; k++) {
+            const struct claim *v = &a->votes.v[k];
+            if (!v->used || v->key1 != b->node || v->key2 < b->term ||
+                v->at.file != b->at.file || v->at.line > b->at.line)
+                continue;
+            const struct claim *c = lookup(&a->elected, b->node, v->key2);
+            if (c == NULL || c->value != v->value)
+                continue; /* no leader counted this vote */
+            if (v->key2 == b->term && b->vote == v->value)
+                continue;
+            if (stats->violations++ >= MAX_KEPT)
+                continue;
+            if (v->key2 > b->term)
+                fl_buf_printf(out,
+                              "%s:%" PRIu64 ": node %" PRIu64
+                              " restarted in term %" PRIu64
+                              ", below term %" PRIu64
+                              " in which its vote had elected node %" PRIu64
+                              " (%s:%" PRIu64 "): the term was not durable\n",
+                              b->at.file, b->at.line, b->node, b->term, v->key2,
+                              c->value, c->at.file, c->at.line);
+            else
+                fl_buf_printf(
+                    out,
+                    "%s:%" PRIu64 ": node %" PRIu64
+                    " restarted in term %" PRIu64 " with vote %" PRIu64
+                    ", but its vote in that term had elected node "
+                    "%" PRIu64 " (%s:%" PRIu64 "): the vote was not durable\n",
+                    b->at.file, b->at.line, b->node, b->term, b->vote, c->value,
+                    c->at.file, c->at.line);
+        }
     }
 }

@@ -11,12 +11,14 @@
  *
  *   - election safety: at most one leader per term;
  *   - one vote per node and term, also across restarts;
- *   - durable votes: a node that restarts in a term keeps the vote it
- *     gave in that term to a leader that counted it (leader lines name
- *     their voters, voters=MASK with bit i for node i);
+ *   - durable votes: after a node traced a vote that a leader counted
+ *     (leader lines name their voters, voters=MASK with bit i for node
+ *     i), it never boots below that term, nor in it with another vote;
  *   - terms that never go back: a node boots in a term at least as high
- *     as any it reached before, on earlier lines of the same file (the
- *     order of lines across files is unknown);
+ *     as any it booted in or led before, on earlier lines of the same
+ *     file (the order of lines across files is unknown). A term it only
+ *     reached may be lost to a power cut before it was saved, which is
+ *     harmless because nothing of it was sent;
  *   - state machine safety: every node applies the same command (term and
  *     hash) at each index.
  *

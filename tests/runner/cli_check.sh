@@ -371,10 +371,15 @@ expect audit-two-leaders 1 "n2.log:5: election safety: nodes 1 and 2 both led te
 { ev 3 vote 4 1 0 0; ev 3 boot 4 0 0 0; ev 3 vote 4 2 0 0; } >"$tmp/n3.log"
 expect audit-double-vote 1 "n3.log:3: node 3 voted for 1 and 2 in term 4" -- \
   "$faultline" audit raft "$tmp/n3.log"
-{ ev 4 term 6 0 0 0; ev 4 boot 5 0 0 0; } >"$tmp/n4.log"
+{ ev 4 leader 6 0 0 0; ev 4 boot 5 0 0 0; } >"$tmp/n4.log"
 { ev 4 boot 5 0 0 0; ev 4 term 6 0 0 0; } >"$tmp/n4.log.ok"
 expect audit-term-back 1 "n4.log:2: node 4 restarted in term 5 after reaching term 6" -- \
   "$faultline" audit raft "$tmp/n4.log"
+# A term only reached, not yet saved, can be lost to a power cut: nothing
+# of it was sent.
+{ ev 4 term 6 0 0 0; ev 4 boot 5 0 0 0; } >"$tmp/n4.log.unsaved"
+expect audit-term-unsaved 0 " 0 violation" -- \
+  "$faultline" audit raft "$tmp/n4.log.unsaved"
 { ev 5 apply 2 0 1 99; } >"$tmp/n5.log"
 expect audit-apply-differs 1 "n5.log:1: state machine safety: node 5 applied term 2 hash 99 at index 1" -- \
   "$faultline" audit raft "$tmp/n1.log" "$tmp/n5.log"
@@ -398,6 +403,14 @@ expect audit-vote-lost 1 "n7.log:2: node 7 restarted in term 3 with vote 0, but 
   "$faultline" audit raft "$tmp/n7.log" "$tmp/n6.log"
 expect audit-vote-kept 0 " 0 violation" -- \
   "$faultline" audit raft "$tmp/n6.log" "$tmp/n7.log.ok"
+# Booting in that term with no vote before voting is fine; booting below
+# the term of a counted vote is not.
+{ ev 7 boot 3 0 0 0; ev 7 vote 3 6 0 0; } >"$tmp/n7.log.before"
+expect audit-vote-after-boot 0 " 0 violation" -- \
+  "$faultline" audit raft "$tmp/n6.log" "$tmp/n7.log.before"
+{ ev 7 vote 3 6 0 0; ev 7 boot 2 0 0 0; } >"$tmp/n7.log.below"
+expect audit-vote-term-lost 1 "n7.log.below:2: node 7 restarted in term 2, below term 3 in which its vote had elected node 6" -- \
+  "$faultline" audit raft "$tmp/n6.log" "$tmp/n7.log.below"
 printf '%s\r\n' "$(ev 6 vote 3 1 0 0)" >"$tmp/crlf.log"
 expect audit-crlf 0 "^1 raft events" -- "$faultline" audit raft "$tmp/crlf.log"
 
