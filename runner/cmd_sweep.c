@@ -355,7 +355,11 @@ static int list_dir(const char *dir, char ***names, size_t *n, size_t *cap)
         struct stat st;
         if (!is_json_name(e->d_name))
             continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        size_t dlen = strlen(dir);
+        /* "campaigns/" names its files campaigns/x.json, not with "//". */
+        while (dlen > 0 && dir[dlen - 1] == '/')
+            dlen--;
+        snprintf(path, sizeof(path), "%.*s/%s", (int)dlen, dir, e->d_name);
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         if (*n == *cap) {
