@@ -671,6 +671,12 @@ static pid_t tgid_of(struct nem_disk *d, pid_t tid)
 
     if (tid == d->pid)
         return tid;
+    /* Most calls come from the program's own threads, and looking up one
+     * task directory costs far less than having /proc build a status
+     * file. Descendants it forked take the long way. */
+    snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)d->pid, (int)tid);
+    if (access(path, F_OK) == 0)
+        return d->pid;
     snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
     f = fopen(path, "re");
     if (f == NULL)
