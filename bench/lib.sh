@@ -46,6 +46,29 @@ bench_trap_exit() {
   trap 'exit 143' TERM
 }
 
+# Stops a server the script started: SIGTERM, then waits up to timeout_s
+# seconds for it to exit with status 0, and removes it from `running`.
+# Fails (the script's fail) when it does not stop or exits with an error,
+# showing the end of its log.
+bench_stop_server() { # pid log_file timeout_s
+  local pid=$1 log_file=$2 timeout_s=$3 name=${running[$1]} status=0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq $((timeout_s * 10))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    fail "$name (pid $pid) did not stop within $timeout_s s of SIGTERM"
+  fi
+  wait "$pid" || status=$?
+  unset "running[$pid]"
+  if [ "$status" -ne 0 ]; then
+    echo "--- last lines of $log_file:" >&2
+    tail -n 20 "$log_file" >&2
+    fail "$name (pid $pid) exited with status $status after SIGTERM"
+  fi
+}
+
 # Runs a client command in the background with the given standard input,
 # output and error files, and waits for it. Bash delays a trap until a
 # foreground command ends, but `wait` returns at once on a signal, so Ctrl-C

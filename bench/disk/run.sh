@@ -228,22 +228,7 @@ start_fl_kvd() { # mode data_dir log_file
 # Sends SIGTERM and waits up to 30 s for a clean exit with status 0.
 # disk_supervise passes the signal on and exits with fl-kvd's status.
 stop_server() { # pid log_file
-  local pid=$1 log_file=$2 name=${running[$1]} status=0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    fail "$name (pid $pid) did not stop within 30 s of SIGTERM"
-  fi
-  wait "$pid" || status=$?
-  unset "running[$pid]"
-  if [ "$status" -ne 0 ]; then
-    echo "--- last lines of $log_file:" >&2
-    tail -n 20 "$log_file" >&2
-    fail "$name (pid $pid) exited with status $status after SIGTERM"
-  fi
+  bench_stop_server "$1" "$2" 30
 }
 
 # Prints the sum of the supervisor's notification counts from the stats

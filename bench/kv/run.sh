@@ -245,21 +245,7 @@ start_server() { # name log_file timeout_s launch_function args...
 
 # Sends SIGTERM and waits up to 120 s for a clean exit with status 0.
 stop_server() { # pid log_file
-  local pid=$1 log_file=$2 name=${running[$1]} status=0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    fail "$name (pid $pid) did not stop within 120 s of SIGTERM"
-  fi
-  wait "$pid" || status=$?
-  unset "running[$pid]"
-  if [ "$status" -ne 0 ]; then
-    tail -n 20 "$log_file" >&2
-    fail "$name (pid $pid) exited with status $status after SIGTERM"
-  fi
+  bench_stop_server "$1" "$2" 120
 }
 
 # Fails with the end of the server log when the server is no longer running.
