@@ -251,10 +251,10 @@ static int parse_options(int argc, char **argv, struct run_sweep *s,
                                    "leave it out",
                                    other);
     } else if (a->shards != 0 || a->image != NULL) {
-        return run_usage_error("sweep",
-                               "%s needs --emit-k8s; to run one shard here "
-                               "use --shard I/N",
-                               a->shards != 0 ? "--shards" : "--image");
+        return run_usage_error(
+            "sweep", "%s needs --emit-k8s%s",
+            a->shards != 0 ? "--shards" : "--image",
+            a->shards != 0 ? "; to run one shard here use --shard I/N" : "");
     }
     return 0;
 }
@@ -632,6 +632,63 @@ static int make_dirs(struct run_sweep *s)
     return 0;
 }
 
+/* Checks what must work for the report to be written and the runs to
+ * start, so a mistyped path fails before the runs rather than after
+ * them: --junit names a file whose folder exists or can be made, and
+ * --bin-dir holds the servers the campaigns start. */
+static int check_paths(const struct run_sweep *s)
+{
+    struct stat st;
+
+    if (s->junit != NULL) {
+        char dir[PATH_MAX];
+        char *slash;
+        if (stat(s->junit, &st) == 0 && S_ISDIR(st.st_mode))
+            return run_usage_error("sweep",
+                                   "--junit %s is a folder; expected the "
+                                   "path of a file to write",
+                                   s->junit);
+        snprintf(dir, sizeof(dir), "%s", s->junit);
+        slash = strrchr(dir, '/');
+        if (slash == NULL)
+            snprintf(dir, sizeof(dir), ".");
+        else
+            *slash = '\0';
+        /* The folder is created when missing; what is there must be one. */
+        for (;;) {
+            if (dir[0] == '\0' || stat(dir, &st) == 0)
+                break;
+            slash = strrchr(dir, '/');
+            if (slash == NULL)
+                break;
+            *slash = '\0';
+        }
+        if (dir[0] != '\0' && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+            return run_usage_error("sweep", "--junit %s: %s is not a folder",
+                                   s->junit, dir);
+    }
+    if (s->bin_dir != NULL) {
+        bool kv = false, raft = false;
+        for (size_t i = 0; i < s->n_campaigns; i++) {
+            kv |= strcmp(s->campaigns[i].system, "kv") == 0;
+            raft |= strcmp(s->campaigns[i].system, "raft") == 0;
+        }
+        const char *need[2] = {kv ? "fl-kvd" : NULL, raft ? "fl-raftd" : NULL};
+        for (size_t i = 0; i < 2; i++) {
+            char path[PATH_MAX];
+            if (need[i] == NULL)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", s->bin_dir, need[i]);
+            if (access(path, X_OK) != 0)
+                return run_usage_error("sweep",
+                                       "--bin-dir %s has no executable %s, "
+                                       "which the campaigns start",
+                                       s->bin_dir, need[i]);
+        }
+    }
+    return 0;
+}
+
 static int sweep(struct run_sweep *s)
 {
     char err[PATH_MAX + 256];
@@ -706,6 +763,8 @@ int run_cmd_sweep(int argc, char **argv)
         rc = run_sweep_emit_k8s(&k);
     } else if (rc == 0) {
         rc = plan_jobs(&s);
+        if (rc == 0)
+            rc = check_paths(&s);
         if (rc == 0 && a.dry_run)
             print_plan(&s);
         else if (rc == 0)

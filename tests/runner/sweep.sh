@@ -383,14 +383,27 @@ PY
   fi
 fi
 
-# A run that cannot start fails to run: exit 4, and <error> in JUnit.
+# A bin dir without the servers is a usage error before any run; one whose
+# server exits at once makes each run fail to run: exit 4, and <error> in
+# JUnit.
 mkdir nobin
+expect bin-dir-empty 2 "--bin-dir $tmp/nobin has no executable fl-raftd" -- \
+  "$faultline" sweep real.json --seeds 1..2 --bin-dir "$tmp/nobin"
+printf '#!/bin/sh\nexit 3\n' >nobin/fl-raftd
+chmod +x nobin/fl-raftd
 "$faultline" sweep real.json --seeds 1..2 --bin-dir "$tmp/nobin" \
   --junit err.xml --store "$tmp/store3" >err.out 2>&1
 rc=$?
 [ "$rc" -eq 4 ] && echo "ok   failed runs exit 4" || fail "exit $rc, expected 4"
-grep -q '<error type="failed-to-run" message="failed to run: exit status 2' err.xml &&
+grep -q '<error type="failed-to-run" message="failed to run: exit status 4' err.xml &&
   echo "ok   JUnit error element" || fail "no <error> in err.xml"
+
+# A --junit path that cannot be a file fails before any run.
+mkdir junit-dir
+expect junit-folder 2 "--junit junit-dir is a folder" -- \
+  "$faultline" sweep sim-ok.json --seeds 1..2 --junit junit-dir --dry-run
+expect junit-parent-file 2 "--junit real.json/x.xml: real.json is not a folder" -- \
+  "$faultline" sweep sim-ok.json --seeds 1..2 --junit real.json/x.xml
 
 # Once the budget is spent no run starts. Those runs are skipped in JUnit,
 # and the exit code is 0.
