@@ -635,7 +635,7 @@ static int make_dirs(struct run_sweep *s)
 /* Checks what must work for the report to be written and the runs to
  * start, so a mistyped path fails before the runs rather than after
  * them: --junit names a file whose folder exists or can be made, and
- * --bin-dir holds the servers the campaigns start. */
+ * --bin-dir contains the servers the campaigns start. */
 static int check_paths(const struct run_sweep *s)
 {
     struct stat st;
@@ -654,7 +654,8 @@ static int check_paths(const struct run_sweep *s)
             snprintf(dir, sizeof(dir), ".");
         else
             *slash = '\0';
-        /* The folder is created when missing; what is there must be one. */
+        /* Missing folders are created later; the nearest existing part of
+         * the path must be a folder. */
         for (;;) {
             if (dir[0] == '\0' || stat(dir, &st) == 0)
                 break;
