@@ -11,13 +11,13 @@
  * began. Each missed write is reported once, with its acknowledgement
  * time and the first read that missed it:
  *
- *   lost-write    the read was a final read, after the last heal, or a
- *                 fault that restarts the node (kill and every disk fault
- *                 that struck) started between the acknowledgement and
- *                 the read's completion: the system acknowledged the
- *                 write and then lost it;
- *   unseen-write  neither: a read returned an older value while the write
- *                 was acknowledged, a stale read.
+ *   lost-write    the read was a final read, after the last heal. Or a
+ *                 fault that restarts the node (kill, or a disk fault that
+ *                 struck) started between the acknowledgement and the
+ *                 read's completion. Either way the system acknowledged
+ *                 the write and then lost it.
+ *   unseen-write  neither: a read returned an older value after the write
+ *                 was acknowledged (a stale read).
  *
  * Every write it reports was lost or unseen, but it does not find every
  * such write: writes whose outcome is unknown (info) are never counted as

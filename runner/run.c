@@ -902,14 +902,14 @@ static void start_fault(struct run *r, struct run_fault *f)
              f->id);
 }
 
-/* Ends one armed disk fault on a node. nem_disk_disarm drops every armed
- * fault, so the node's other armed faults end here too. A node whose fault
- * fired restarts: one that a torn write or crash killed, one that exited
- * on an error, and also one that stays up after an error, because a store
- * that failed a write or fsync refuses writes until it is reopened (fl-kvd
- * does). Restarting one that stays up is a process crash, so its unsynced
- * data stays in the supervisor's undo log. Returns true when the fault
- * struck. */
+/* Ends one armed disk fault on a node and returns true when the fault
+ * struck. nem_disk_disarm drops every armed fault, so the node's other
+ * armed faults end here too. A node whose fault fired restarts. That
+ * covers one a torn write or crash killed and one that exited on an error.
+ * It also covers one that stays up after an error, because a store that
+ * failed a write or fsync rejects writes until it is reopened (fl-kvd
+ * does). Restarting that one is a process crash, so its unsynced data
+ * stays in the supervisor's undo log. */
 static bool disarm_disk(struct run *r, struct node *n)
 {
     struct nem_disk_stats stats;
@@ -957,8 +957,8 @@ static void stop_fault(struct run *r, struct run_fault *f)
     case CAMP_FAULT_CRASH_AT:
         for (size_t i = 0; i < f->n_targets; i++)
             f->fired += disarm_disk(r, &r->nodes[f->targets[i]]);
-        /* A fault that found no matching call tested nothing, and a run
-         * that looks valid should say so. */
+        /* A fault that found no matching call tested nothing, so a run
+         * that looks valid records that in a note. */
         if (f->fired == 0)
             note(r,
                  "fault %" PRIu64 " (%s) never struck: no target made "
@@ -1027,8 +1027,8 @@ static void watch_nodes(struct run *r)
             n->damage.applied = false;
         if (exited && !n->killed && n->disk_armed > 0) {
             /* A torn write or a crash kills the node, and exiting on an
-             * injected error is a correct reaction, so it is no crash;
-             * the node restarts when its fault stops. */
+             * injected error is a correct reaction, so neither is a crash.
+             * The node restarts when its fault stops. */
             fprintf(stderr,
                     "%sfaultline run: node %u exited with %s %d while a "
                     "disk fault was armed\n",

@@ -325,9 +325,9 @@ static int open_session(struct client *cl, int64_t deadline_ns)
 
 /* ---- one operation ---------------------------------------------------- */
 
-/* Writes v as the workload stores it: the decimal integer, then, when
- * value_bytes asks for more, '.' and letters that follow from v up to
- * value_bytes bytes. Returns the length. */
+/* Writes v as the workload stores it and returns the length: the decimal
+ * integer, then, when value_bytes is longer, '.' and letters that follow
+ * from v up to value_bytes bytes. */
 static size_t format_value(char *out, size_t size, int64_t v,
                            unsigned value_bytes)
 {
@@ -442,7 +442,7 @@ static const char *op_name(enum op_kind kind)
 }
 
 /* Logs a reply the protocol does not allow for the command, at most once
- * a second per client: a store that failed answers every write with the
+ * a second per client. A store that failed replies to every write with the
  * same error until it restarts, thousands of times a second. The next line
  * counts the replies left out. */
 static void log_unexpected(struct client *cl, const struct op *op,

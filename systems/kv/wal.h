@@ -10,13 +10,13 @@
  *
  * Recovery replays every segment in order. The first invalid record decides
  * what happened. In the newest segment, above the durable watermark, it is
- * a torn tail from a power loss, and the segment is truncated there (and
- * the truncation fsynced), even when valid records follow: a disk may
- * persist a later unsynced write and lose an earlier one, and every
- * record after an unsynced one is unsynced too, because the log only
- * appends. In a sealed segment, or at or below the watermark, records
- * that were durable are damaged, and recovery stops with an error naming
- * the file and offset instead of dropping them.
+ * a torn tail from a power loss. The segment is truncated there and the
+ * truncation fsynced, even when valid records follow. A disk may persist a
+ * later unsynced write and lose an earlier one, and because the log only
+ * appends, every record after an unsynced one is unsynced too. In a sealed
+ * segment, or at or below the watermark, records that were durable are damaged,
+ * and recovery stops with an error naming the file and offset instead of
+ * dropping them.
  *
  * Not thread-safe: the engine serializes calls under its lock.
  */

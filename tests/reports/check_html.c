@@ -199,7 +199,7 @@ START_TEST(test_durability_totals_shown)
     ck_assert_ptr_nonnull(strstr(page, "lists the first 100"));
     free(page);
 
-    /* A skipped check says why. */
+    /* A skipped check shows the reason. */
     snprintf(results, sizeof(results),
              "%.*s\"anomalies\":[]},\"durability\":{\"valid\":null,"
              "\"skipped\":\"values repeat\"}}%s",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every disk fault kind through `faultline run` against a real fl-kvd:
-# a short campaign with torn writes, torn sequences, crashes at calls,
-# damaged files, ENOSPC, EIO and lost unsynced writes must come out valid,
-# with the durability check run and each fault's draw in nemesis.jsonl.
+# Every disk fault kind through `faultline run` against a real fl-kvd. A
+# short campaign with torn writes, torn sequences, crashes at calls,
+# damaged files, ENOSPC, EIO and lost unsynced writes must come out valid.
+# The durability check must have run, and each fault's draw must be in
+# nemesis.jsonl.
 # A repro must inject the same faults with the same draws, and --no-bugs
 # must strip a campaign's planted bugs. Needs no root: without it the run
 # uses loopback.
